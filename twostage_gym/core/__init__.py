@@ -1,0 +1,37 @@
+"""Shared parts of two-stage systems: allocation, contexts, reward models and metrics.
+
+Everything here is pure numpy. Functions that draw random numbers take a
+``numpy.random.Generator`` argument; none of them keeps global state.
+"""
+
+from twostage_gym.core.allocation import (
+    random_feature_subsets,
+    random_pools,
+    resolve_nominator_dim,
+    validate_feature_subsets,
+    validate_pools,
+)
+from twostage_gym.core.contexts import GaussianContexts, Prop2Contexts
+from twostage_gym.core.metrics import (
+    ORACLE_INFO_KEYS,
+    log_checkpoints,
+    public_info,
+    stage_regret,
+)
+from twostage_gym.core.rewards import LinearReward, unit_sphere
+
+__all__ = [
+    "ORACLE_INFO_KEYS",
+    "GaussianContexts",
+    "LinearReward",
+    "Prop2Contexts",
+    "log_checkpoints",
+    "public_info",
+    "random_feature_subsets",
+    "random_pools",
+    "resolve_nominator_dim",
+    "stage_regret",
+    "unit_sphere",
+    "validate_feature_subsets",
+    "validate_pools",
+]
