@@ -1,0 +1,61 @@
+"""The learner interface every agent in the suite follows."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Agent", "agent_rng", "check_nonnegative", "check_positive"]
+
+_AGENT_STREAM = 0x5EED_A6E7
+
+
+def agent_rng(seed: int | None) -> np.random.Generator:
+    """A learner's generator for ``seed``, on a stream apart from the env's ``reset(seed=seed)``."""
+    return np.random.default_rng(None if seed is None else [_AGENT_STREAM, int(seed)])
+
+
+def check_positive(name: str, value: float) -> float:
+    """Return ``value`` as float, or raise ``ValueError`` naming ``name`` unless it is finite and > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_nonnegative(name: str, value: float) -> float:
+    """Return ``value`` as float, or raise ``ValueError`` naming ``name`` unless it is finite and >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+class Agent(ABC):
+    """A learner: ``reset(seed)``, then alternate ``act(observation)`` and ``update(...)``.
+
+    ``update`` receives the ``info`` of the step with the oracle keys removed
+    (``twostage_gym.core.ORACLE_INFO_KEYS``); learners never read the true reward model.
+
+    Attributes:
+        name: the registry name, e.g. ``"ucb+ucb"``.
+    """
+
+    name: str = "agent"
+
+    @abstractmethod
+    def reset(self, seed: int | None = None) -> None:
+        """Forget everything learned and reseed. Call after the env's ``reset``."""
+
+    @abstractmethod
+    def act(self, observation: Any) -> Any:
+        """Return an action for ``observation``."""
+
+    @abstractmethod
+    def update(self, observation: Any, action: Any, reward: float, info: Mapping[str, Any]) -> None:
+        """Learn from one round: the observation acted on, the action, its reward and public info."""
