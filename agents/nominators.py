@@ -23,7 +23,7 @@ from agents.base import Agent, agent_rng, check_nonnegative, check_positive
 from agents.linear import RidgeRegression, softmax_probs
 from twostage_gym.envs.nominators import NominatorsEnv
 
-__all__ = ["NOMINATOR_TRAINING", "STAGE_LEARNERS", "OracleAgent", "RandomAgent", "TwoStageAgent"]
+__all__ = ["NOMINATOR_TRAINING", "STAGE_LEARNERS", "LinearStage", "OracleAgent", "RandomAgent", "TwoStageAgent"]
 
 STAGE_LEARNERS = ("ucb", "greedy", "pg")
 NOMINATOR_TRAINING = ("all", "own", "own-selected")
@@ -50,8 +50,17 @@ def pool_structure(env: NominatorsEnv) -> tuple[np.ndarray, np.ndarray]:
     return pool_items, np.arange(pool_items.shape[1])[None, :] < env.pool_sizes[:, None]
 
 
-class _Stage:
-    """One stage's B linear learners over feature vectors of size p: UCB, Greedy or PG."""
+class LinearStage:
+    """One stage's B linear learners over feature vectors of size p: UCB, Greedy or PG.
+
+    Args:
+        kind: ``"ucb"``, ``"greedy"`` or ``"pg"``.
+        n_models: B, learners scored and updated together.
+        dim: feature size p.
+        alpha: UCB bonus (ignored unless ``kind == "ucb"``).
+        lam: ridge regulariser before the x p scaling.
+        lr: PG learning rate.
+    """
 
     def __init__(self, kind: str, n_models: int, dim: int, alpha: float, lam: float, lr: float) -> None:
         self.kind, self.alpha, self.lr = kind, alpha, lr
@@ -127,9 +136,7 @@ class TwoStageAgent(Agent):
         if nominator_training not in NOMINATOR_TRAINING:
             raise ValueError(f"nominator_training must be one of {NOMINATOR_TRAINING}, got {nominator_training!r}")
         if ranker is None and self.env.n_nominators != 1:
-            raise ValueError(
-                f"a single-stage agent needs an env with n_nominators=1, got {self.env.n_nominators}"
-            )
+            raise ValueError(f"a single-stage agent needs an env with n_nominators=1, got {self.env.n_nominators}")
         stages = {"ranker": ranker, "nominator": nominator}
         if alpha is not None and "ucb" not in stages.values():
             raise ValueError(f"alpha is the UCB bonus, but no stage of {ranker}+{nominator} is UCB")
@@ -145,8 +152,8 @@ class TwoStageAgent(Agent):
         self.lr = check_positive("lr", lr)
         self.ranker, self.nominator, self.nominator_training = ranker, nominator, nominator_training
         self.name = nominator if ranker is None else f"{ranker}+{nominator}"
-        self._ranker_stage: _Stage | None = None
-        self._nominator_stage: _Stage | None = None
+        self._ranker_stage: LinearStage | None = None
+        self._nominator_stage: LinearStage | None = None
 
     def _alpha(self, kind: str, ucb_alpha: float) -> float:
         return ucb_alpha if kind == "ucb" else 0.0
@@ -159,12 +166,12 @@ class TwoStageAgent(Agent):
         self.features = env.feature_subsets
         self.in_pool = np.zeros((n, env.n_items), dtype=bool)
         self.in_pool[np.repeat(np.arange(n), self.pool_items.shape[1]), self.pool_items.ravel()] = True
-        self._nominator_stage = _Stage(
+        self._nominator_stage = LinearStage(
             self.nominator, n, s, self._alpha(self.nominator, self.nominator_alpha), self.lam, self.lr
         )
         self._ranker_stage = None
         if self.ranker is not None:
-            self._ranker_stage = _Stage(
+            self._ranker_stage = LinearStage(
                 self.ranker, 1, env.dim, self._alpha(self.ranker, self.ranker_alpha), self.lam, self.lr
             )
         self._cache: tuple[Any, ...] | None = None

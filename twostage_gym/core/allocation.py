@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
-        "random_feature_subsets",
+    "random_feature_subsets",
     "random_pools",
     "resolve_nominator_dim",
     "validate_feature_subsets",
@@ -46,9 +46,7 @@ def random_pools(n_items: int, n_nominators: int, rng: np.random.Generator) -> l
     return [np.sort(p).astype(np.int64) for p in pools]
 
 
-def random_feature_subsets(
-    dim: int, n_nominators: int, nominator_dim: int, rng: np.random.Generator
-) -> np.ndarray:
+def random_feature_subsets(dim: int, n_nominators: int, nominator_dim: int, rng: np.random.Generator) -> np.ndarray:
     """Draw each nominator's feature subset as in Appendix B.
 
     Args:
@@ -133,9 +131,7 @@ def validate_feature_subsets(subsets: Sequence[Sequence[int]], dim: int, n_nomin
         ValueError: naming the rule that ``feature_subsets`` breaks.
     """
     if len(subsets) != n_nominators:
-        raise ValueError(
-            f"feature_subsets must hold n_nominators={n_nominators} subsets, got {len(subsets)}"
-        )
+        raise ValueError(f"feature_subsets must hold n_nominators={n_nominators} subsets, got {len(subsets)}")
     sizes = {len(s) for s in subsets}
     if len(sizes) != 1 or 0 in sizes:
         raise ValueError(f"feature_subsets must be non-empty and all of one size s, got sizes {sorted(sizes)}")

@@ -92,9 +92,7 @@ class _Config:
         else:
             size, extra = divmod(self.n_items, self.n_nominators)
             self.pool_sizes = np.array([size + (n < extra) for n in range(self.n_nominators)], dtype=np.int64)
-        self.contexts = (
-            Prop2Contexts() if context_model == "prop2" else GaussianContexts(self.n_items, self.dim)
-        )
+        self.contexts = Prop2Contexts() if context_model == "prop2" else GaussianContexts(self.n_items, self.dim)
 
     def draw_instance(self, rng: np.random.Generator) -> NominatorsInstance:
         """Draw theta*, the pools and the feature subsets (those not given explicitly)."""
