@@ -27,7 +27,7 @@ from twostage_gym.core import (
 )
 from twostage_gym.core.prop2 import PROP2_BANDIT_MEANS, PROP2_BANDIT_X
 
-__all__ = ["NominatorsEnv", "NominatorsInstance", "NominatorsVectorEnv"]
+__all__ = ["NominatorsConfig", "NominatorsEnv", "NominatorsInstance", "NominatorsVectorEnv"]
 
 CONTEXT_MODELS = ("gaussian", "prop2")
 
@@ -49,7 +49,7 @@ class NominatorsInstance:
     feature_subsets: np.ndarray
 
 
-class _Config:
+class NominatorsConfig:
     """Validated constructor arguments shared by the single, vector and multi-agent envs."""
 
     def __init__(
@@ -261,7 +261,7 @@ class NominatorsEnv(gym.Env):
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.config = _Config(
+        self.config = NominatorsConfig(
             n_items, dim, n_nominators, nominator_dim, misspecification, noise_std,
             pools, feature_subsets, context_model, reward_noise,
         )  # fmt: skip

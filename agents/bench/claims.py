@@ -1,0 +1,231 @@
+"""Paper claims that ``twostage-bench reproduce`` checks: our numbers beside the paper's prediction.
+
+A :class:`Claim` is a grid of cells, each a run configuration with the paper's expected behaviour
+of its regret. A finite run cannot show a limit, so each expectation is judged on the median over
+seeds of regret / T with a stated threshold. Add a claim with :func:`register_claim`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.bench.config import RunConfig, format_seeds, validate_configs
+from agents.bench.records import read_records, record_key
+from agents.bench.run import Job, execute, run_into
+
+__all__ = ["CLAIMS", "Cell", "Claim", "Expectation", "register_claim", "render_claim", "run_claim"]
+
+SUBLINEAR_BELOW = 0.05
+"""Median regret / T under which a run counts as 'sublinear' (regret/T -> 0) at the claim's horizon."""
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the paper predicts for one cell, and how a median regret / T is judged against it."""
+
+    paper: str
+    observed: Callable[[float], str]
+    expected: str
+
+
+def _growth(rate: float) -> str:
+    return "sublinear" if rate < SUBLINEAR_BELOW else "linear"
+
+
+SUBLINEAR = Expectation("sublinear (regret/T -> 0)", _growth, "sublinear")
+LINEAR = Expectation("linear (regret/T stays > 0)", _growth, "linear")
+STUCK = Expectation("stuck (regret/T > 0.1)", lambda rate: "stuck" if rate > 0.1 else "not stuck", "stuck")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One configuration of a claim: ``row`` and ``column`` label it in the printed grid."""
+
+    row: str
+    column: str
+    config: RunConfig
+    expectation: Expectation
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper's effect, as cells run with the same seeds and horizon.
+
+    Attributes:
+        name: the ``reproduce`` argument.
+        title: one line.
+        source: paper and section.
+        cells: the configurations and their expectations (each cell's ``steps`` is the default T).
+        seeds: default seeds.
+        note: what the claim means, printed under the grid.
+    """
+
+    name: str
+    title: str
+    source: str
+    cells: tuple[Cell, ...]
+    seeds: tuple[int, ...]
+    note: str = ""
+
+    @property
+    def steps(self) -> int:
+        """The default horizon T (that of the first cell)."""
+        return self.cells[0].config.steps
+
+
+CLAIMS: dict[str, Claim] = {}
+"""Registered claims by name."""
+
+
+def register_claim(claim: Claim) -> None:
+    """Register ``claim`` under its name."""
+    if claim.name in CLAIMS:
+        raise ValueError(f"claim {claim.name!r} is already registered")
+    CLAIMS[claim.name] = claim
+
+
+def _with_steps(config: RunConfig, steps: int) -> RunConfig:
+    return RunConfig(config.env_id, config.agent, steps, config.env_kwargs, config.agent_kwargs)
+
+
+def run_claim(
+    claim: Claim,
+    steps: int | None = None,
+    seeds: list[int] | None = None,
+    workers: int = 1,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every cell of ``claim`` and judge it against the paper.
+
+    Args:
+        claim: a registered claim.
+        steps: horizon T (default: the claim's).
+        seeds: seeds (default: the claim's).
+        workers: processes.
+        out: a results directory to append records to (and resume from); None keeps them in memory.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        JSON-serialisable: ``claim``, ``title``, ``source``, ``steps``, ``seeds``, ``reproduced``
+        and ``cells``, each with ``row``, ``column``, ``agent``, ``agent_kwargs``, ``env_id``,
+        ``regret_per_step`` (per seed), ``median_regret_per_step``, ``paper``, ``observed``, ``agrees``.
+    """
+    steps = claim.steps if steps is None else steps
+    seeds = list(claim.seeds) if seeds is None else seeds
+    configs = [_with_steps(cell.config, steps) for cell in claim.cells]
+    jobs = [Job(config, seed) for config in configs for seed in seeds]
+    records: dict[tuple[str, str, int, str], dict[str, Any]] = {}
+    if out is None:
+        validate_configs(configs)
+        failed = execute(jobs, workers, lambda r: records.__setitem__(record_key(r), r), progress, claim.name)
+        errors = [f"{job.config.label()} on {job.config.env_id} seed {job.seed}: {error}" for job, error in failed]
+    else:
+        summary = run_into(out, jobs, workers, progress)
+        errors = [f"{f['agent']} on {f['env_id']} seed {f['seed']}: {f['error']}" for f in summary["failed"]]
+        wanted = {job.key for job in jobs}
+        records = {record_key(r): r for r in read_records(out) if record_key(r) in wanted}
+    if errors:
+        raise RuntimeError(f"{len(errors)} job(s) failed, e.g. {errors[0]}")
+    cells = []
+    for cell, config in zip(claim.cells, configs, strict=True):
+        rates = [records[Job(config, seed).key]["cumulative_regret"] / steps for seed in seeds]
+        median = float(np.median(rates))
+        observed = cell.expectation.observed(median)
+        cells.append(
+            {
+                "row": cell.row,
+                "column": cell.column,
+                "env_id": config.env_id,
+                "agent": config.agent,
+                "agent_kwargs": config.agent_kwargs,
+                "regret_per_step": rates,
+                "median_regret_per_step": median,
+                "paper": cell.expectation.paper,
+                "observed": observed,
+                "agrees": observed == cell.expectation.expected,
+            }
+        )
+    return {
+        "claim": claim.name,
+        "title": claim.title,
+        "source": claim.source,
+        "steps": steps,
+        "seeds": seeds,
+        "reproduced": all(cell["agrees"] for cell in cells),
+        "cells": cells,
+    }
+
+
+def render_claim(result: dict[str, Any], note: str = "") -> str:
+    """The result of :func:`run_claim` as a text grid: ours beside the paper's."""
+    lines = [
+        f"{result['claim']}: {result['title']}",
+        f"  {result['source']}; T = {result['steps']}, seeds {format_seeds(result['seeds'])}",
+        "",
+        f"  {'env':<32} {'setting':<10} {'median regret/T':>15}  {'range over seeds':<17}  "
+        f"{'expected (paper)':<28} {'ours':<10} agrees",
+    ]
+    for cell in result["cells"]:
+        rates = cell["regret_per_step"]
+        spread = f"{min(rates):.3f} .. {max(rates):.3f}"
+        lines.append(
+            f"  {cell['row']:<32} {cell['column']:<10} {cell['median_regret_per_step']:>15.3f}  {spread:<17}  "
+            f"{cell['paper']:<28} {cell['observed']:<10} {'yes' if cell['agrees'] else 'NO'}"
+        )
+    agree = sum(cell["agrees"] for cell in result["cells"])
+    lines += [
+        "",
+        f"  reproduced: {'yes' if result['reproduced'] else 'no'} ({agree}/{len(result['cells'])} cells agree)",
+    ]
+    if note:
+        lines += [f"  {line}" for line in note.splitlines()]
+    return "\n".join(lines)
+
+
+def _prop2_cells(alpha: float, expect: dict[tuple[str, str], Expectation]) -> tuple[Cell, ...]:
+    return tuple(
+        Cell(
+            env_id,
+            mode,
+            RunConfig(env_id, "ucb+ucb", 5000, {}, {"alpha": alpha, "nominator_training": mode}),
+            expect[(env_id, mode)],
+        )
+        for env_id in ("TwoStage/Nominators-Prop2A-v0", "TwoStage/Nominators-Prop2B-v0")
+        for mode in ("own", "all")
+    )
+
+
+_A, _B = "TwoStage/Nominators-Prop2A-v0", "TwoStage/Nominators-Prop2B-v0"
+_SOURCE = "Hron et al., On component interactions in two-stage recommender systems, NeurIPS 2021, Prop. 2"
+
+register_claim(
+    Claim(
+        name="hron2021-prop2",
+        title="which nominator training wins depends on the pools (ucb+ucb, alpha = 2)",
+        source=_SOURCE,
+        cells=_prop2_cells(
+            2.0, {(_A, "own"): SUBLINEAR, (_A, "all"): LINEAR, (_B, "own"): LINEAR, (_B, "all"): SUBLINEAR}
+        ),
+        seeds=tuple(range(10)),
+        note=(
+            f"'sublinear' here means median regret/T < {SUBLINEAR_BELOW} at this T. Prop2A: training-on-own "
+            "reaches sublinear regret, training-on-all does not; Prop2B: the reverse."
+        ),
+    )
+)
+register_claim(
+    Claim(
+        name="hron2021-deadlock",
+        title="with too little exploration both trainings get stuck (ucb+ucb, alpha = 0.01)",
+        source=_SOURCE + " setting (its bandit limits assume the optimal items get played)",
+        cells=_prop2_cells(0.01, dict.fromkeys(((_A, "own"), (_A, "all"), (_B, "own"), (_B, "all")), STUCK)),
+        seeds=tuple(range(10)),
+        note="With alpha = 0.01 neither training mode explores enough to find the optimal items: regret/T > 0.1.",
+    )
+)

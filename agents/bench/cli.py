@@ -1,0 +1,386 @@
+"""The ``twostage-bench`` command: ``run``, ``leaderboard``, ``list``, ``perf`` and ``reproduce``.
+
+Each subcommand is a :class:`Command` in :data:`COMMANDS` (a help line, a function adding its
+arguments, and a handler returning the exit code), so a new subcommand is one more entry.
+:func:`main` takes ``argv`` and returns the exit code, so it also runs in-process (tests, notebooks).
+
+Exit codes: 0 success; 1 some jobs failed (or ``reproduce --check`` did not reproduce);
+2 bad input; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+import agents
+import twostage_gym
+from agents.bench.claims import CLAIMS, render_claim, run_claim
+from agents.bench.config import (
+    BenchError,
+    RunConfig,
+    check_names,
+    default_steps,
+    parse_kwargs,
+    parse_seeds,
+)
+from agents.bench.leaderboard import write_leaderboard
+from agents.bench.perf import PERF_CASES, render_perf, run_perf
+from agents.bench.records import read_records
+from agents.bench.run import Job, run_into
+from agents.bench.suites import SUITES
+
+__all__ = ["COMMANDS", "Command", "main"]
+
+PROG = "twostage-bench"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its one-line help, how to add its arguments, and its handler (-> exit code)."""
+
+    help: str
+    description: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int]
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=False))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
+
+
+# -- run ------------------------------------------------------------------------------------
+def _configure_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--suite",
+        choices=sorted(SUITES),
+        help="run a registered suite (the default when neither --env nor --agent is given)",
+    )
+    parser.add_argument("--env", action="append", metavar="ID", help="environment id (repeatable)")
+    parser.add_argument("--agent", action="append", metavar="NAME", help="agent name (repeatable)")
+    parser.add_argument(
+        "--seeds",
+        metavar="SEEDS",
+        help="seeds: '0-9', '0,3,5', '7' or a mix like '0-4,8' (default 0-9, or the suite's)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=_positive_int,
+        metavar="N",
+        help="horizon T (default: the env's max_episode_steps, or the suite's)",
+    )
+    parser.add_argument("--env-kwargs", metavar="JSON", help="JSON object of gym.make kwargs, for every --env")
+    parser.add_argument("--agent-kwargs", metavar="JSON", help="JSON object of agents.make kwargs, for every --agent")
+    parser.add_argument("--out", metavar="DIR", help="results directory (default results/<suite> for a suite)")
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="K",
+        help="worker processes (default: os.cpu_count(); 1 runs in-process)",
+    )
+    parser.add_argument("--no-leaderboard", action="store_true", help="do not write DIR/leaderboard.md afterwards")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_json(parser)
+
+
+def _run_jobs(args: argparse.Namespace) -> tuple[list[Job], str, str | None]:
+    """The jobs, results directory and suite name that ``run``'s arguments ask for."""
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    if args.env or args.agent:
+        if args.suite:
+            raise BenchError("give either --suite or --env/--agent, not both")
+        if not (args.env and args.agent):
+            raise BenchError("a custom run needs at least one --env and one --agent (or use --suite)")
+        if args.out is None:
+            raise BenchError("a custom run needs --out DIR")
+        check_names(args.env, args.agent)
+        env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
+        agent_kwargs = parse_kwargs(args.agent_kwargs, "--agent-kwargs")
+        jobs = [
+            Job(RunConfig(env_id, agent, args.steps or default_steps(env_id), env_kwargs, agent_kwargs), seed)
+            for env_id in args.env
+            for agent in args.agent
+            for seed in (seeds if seeds is not None else range(10))
+        ]
+        return jobs, args.out, None
+    if args.env_kwargs is not None or args.agent_kwargs is not None:
+        raise BenchError("--env-kwargs and --agent-kwargs apply to --env/--agent runs, not to a suite")
+    name = args.suite or "default"
+    return SUITES[name].jobs(seeds, args.steps), args.out or str(Path("results") / name), name
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    jobs, out, suite = _run_jobs(args)
+    try:
+        summary = run_into(out, jobs, args.workers, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        saved = len(read_records(out, warn=False))
+        print(
+            f"\n{PROG}: interrupted; {saved} records are saved in {out}. Run the same command to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    summary["suite"] = suite
+    if not args.no_leaderboard:
+        records = read_records(out)
+        board = write_leaderboard(records, Path(out) / "leaderboard.md", source=out)
+        summary["leaderboard"] = {k: board[k] for k in ("markdown_file", "plots", "plot_note")}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(
+            f"{summary['ran']} run, {summary['skipped']} already in {summary['records_file']}, "
+            f"{len(summary['failed'])} failed ({summary['wall_time_s']:.1f} s)"
+        )
+        if summary["dropped_partial_line"]:
+            print("a partial last line (interrupted write) was removed; its job was run again")
+        if not args.no_leaderboard:
+            print(board["markdown"])
+            print(f"leaderboard written to {board['markdown_file']}")
+            if board["plot_note"]:
+                print(board["plot_note"])
+    for failure in summary["failed"]:
+        job = f"{failure['agent']} on {failure['env_id']} seed {failure['seed']}"
+        print(f"{PROG}: failed: {job}: {failure['error']}", file=sys.stderr)
+    return 1 if summary["failed"] else 0
+
+
+# -- leaderboard ----------------------------------------------------------------------------
+def _configure_leaderboard(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", metavar="DIR", help="results directory (every *.jsonl in it is read) or a .jsonl file")
+    parser.add_argument(
+        "--out", metavar="FILE", help="Markdown file to write (default DIR/leaderboard.md); plots go beside it"
+    )
+    parser.add_argument("--no-plots", action="store_true", help="do not draw the regret curves")
+    _add_json(parser)
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    source = Path(args.dir)
+    if not source.exists():
+        raise BenchError(f"no such results directory or file: {source}")
+    records = read_records(source)
+    if not records:
+        raise BenchError(f"no records in {source} (expected JSON lines written by '{PROG} run')")
+    default = (source if source.is_dir() else source.parent) / "leaderboard.md"
+    board = write_leaderboard(records, args.out or default, source=str(source), plots=not args.no_plots)
+    if args.json:
+        _print_json({k: v for k, v in board.items() if k != "markdown"})
+    else:
+        print(board["markdown"])
+        print(f"leaderboard written to {board['markdown_file']}")
+        if board["plot_note"] and not args.no_plots:
+            print(board["plot_note"])
+    return 0
+
+
+# -- list -----------------------------------------------------------------------------------
+_LISTS = ("envs", "agents", "suites", "claims", "perf")
+
+
+def _configure_list(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", choices=_LISTS, help="what to list")
+    _add_json(parser)
+
+
+def _listing(what: str) -> list[dict[str, Any]]:
+    if what == "envs":
+        return [
+            {"id": env_id, "max_episode_steps": gym.spec(env_id).max_episode_steps, "kwargs": gym.spec(env_id).kwargs}
+            for env_id in twostage_gym.ENV_IDS
+        ]
+    if what == "agents":
+        return [{"name": s.name, "family": s.family, "description": s.description} for s in agents.registry.values()]
+    if what == "suites":
+        return [{"name": s.name, "jobs": len(s.jobs()), "description": s.description} for s in SUITES.values()]
+    if what == "claims":
+        return [{"name": c.name, "title": c.title, "source": c.source} for c in CLAIMS.values()]
+    return [{"name": c.name, "description": c.description} for c in PERF_CASES.values()]
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    items = _listing(args.what)
+    if args.json:
+        _print_json(items)
+        return 0
+    for item in items:
+        if args.what == "envs":
+            kwargs = json.dumps(item["kwargs"]) if item["kwargs"] else "defaults"
+            print(f"{item['id']:<32} T={item['max_episode_steps']:<6} {kwargs}")
+        elif args.what == "agents":
+            print(f"{item['name']:<16} {item['family']:<12} {item['description']}")
+        else:
+            rest = [v for k, v in item.items() if k != "name"]
+            print(f"{item['name']:<20} " + "  ".join(str(v) for v in rest))
+    return 0
+
+
+# -- perf -----------------------------------------------------------------------------------
+def _configure_perf(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="few repeats: a fast smoke run, noisy numbers")
+    parser.add_argument("--case", action="append", choices=list(PERF_CASES), help="run only this case (repeatable)")
+    parser.add_argument("--out", metavar="FILE", help="also write the JSON report to FILE")
+    _add_json(parser)
+
+
+def _cmd_perf(args: argparse.Namespace) -> int:
+    report = run_perf(quick=args.quick, cases=args.case)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        _print_json(report)
+    else:
+        print(render_perf(report))
+    return 0
+
+
+# -- reproduce ------------------------------------------------------------------------------
+def _configure_reproduce(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("claim", nargs="?", metavar="CLAIM", help=f"one of: {', '.join(CLAIMS)}")
+    parser.add_argument("--list", action="store_true", help="list the registered claims")
+    parser.add_argument("--steps", type=_positive_int, metavar="N", help="horizon T (default: the claim's)")
+    parser.add_argument("--seeds", metavar="SEEDS", help="seeds, e.g. '0-9' (default: the claim's)")
+    parser.add_argument("--workers", type=_positive_int, metavar="K", help="worker processes (default: os.cpu_count())")
+    parser.add_argument("--out", metavar="DIR", help="keep the records in DIR (and resume from it)")
+    parser.add_argument("--check", action="store_true", help="exit 1 unless every cell agrees with the paper")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_json(parser)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    if args.list or args.claim is None:
+        if not args.list:
+            raise BenchError(f"name a claim; registered: {', '.join(CLAIMS)} (or use --list)")
+        return _cmd_list(argparse.Namespace(what="claims", json=args.json))
+    if args.claim not in CLAIMS:
+        raise BenchError(f"unknown claim {args.claim!r}; registered: {', '.join(CLAIMS)}")
+    claim = CLAIMS[args.claim]
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    workers = args.workers or os.cpu_count() or 1
+    try:
+        result = run_claim(claim, args.steps, seeds, workers, args.out, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        _print_json(result)
+    else:
+        print(render_claim(result, claim.note))
+    return 1 if args.check and not result["reproduced"] else 0
+
+
+COMMANDS: dict[str, Command] = {
+    "run": Command(
+        "run envs x agents x seeds (or a suite) into a results directory",
+        "Run every (env, agent, seed) job and append one JSON record per job to DIR/records.jsonl.\n"
+        "Records already in DIR are skipped, so an interrupted run resumes by running the same\n"
+        "command again. Without --env/--agent, runs the default suite into results/default.\n"
+        "Afterwards the leaderboard of DIR is written to DIR/leaderboard.md (unless --no-leaderboard).",
+        _configure_run,
+        _cmd_run,
+    ),
+    "leaderboard": Command(
+        "Markdown leaderboard (mean regret, 95%% CI, stage shares) and regret plots of a results directory",
+        "One table per env configuration, sorted by mean cumulative regret: seeds, mean with a 95%\n"
+        "confidence interval (Student t), regret / T, nominator and ranker shares of regret, wall time.\n"
+        "A PNG of the mean regret curves per env configuration is written beside the table.",
+        _configure_leaderboard,
+        _cmd_leaderboard,
+    ),
+    "list": Command(
+        "list environments, agents, suites, claims or perf cases",
+        "List what the bench knows: env ids, agent names (with family and description), suites,\n"
+        "reproducible claims and perf cases.",
+        _configure_list,
+        _cmd_list,
+    ),
+    "perf": Command(
+        "throughput report: env steps/s, vector env, agent cost per round",
+        "Measure and report throughput (median of repeats after a warm-up); targets are reported as\n"
+        "met or missed, never asserted.",
+        _configure_perf,
+        _cmd_perf,
+    ),
+    "reproduce": Command(
+        "reproduce a paper's claim and print our numbers beside the paper's",
+        "Run the configurations of a registered claim and print, per cell, our median regret / T\n"
+        "beside the paper's prediction. --steps and --seeds give a reduced run.",
+        _configure_reproduce,
+        _cmd_reproduce,
+    ),
+}
+"""Subcommands by name, in ``--help`` order."""
+
+
+_EPILOG = f"""\
+examples:
+  {PROG} run --suite default                      # the default suite into results/default, then its leaderboard
+  {PROG} run --env TwoStage/Nominators-v0 --agent ucb+ucb --agent random --seeds 0-4 --steps 500 --out results/mine
+  {PROG} leaderboard results/mine
+  {PROG} reproduce hron2021-prop2 --steps 2000 --seeds 0-4
+  {PROG} perf --quick
+  {PROG} list agents
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Benchmarks of two-stage recommender learners on the twostage-gym environments.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {twostage_gym.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, command in COMMANDS.items():
+        command.configure(
+            sub.add_parser(
+                name,
+                help=command.help,
+                description=command.description,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``twostage-bench`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits on bad usage and on --help; keep main() in-process
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+    try:
+        return COMMANDS[args.command].handler(args)
+    except BenchError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""``twostage-bench list``, ``perf`` and ``reproduce``, and the installed entry point."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+import agents
+import twostage_gym
+from agents.bench.claims import CLAIMS
+from agents.bench.cli import main
+
+
+def test_list_agents_and_envs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "agents"]) == 0
+    out = capsys.readouterr().out
+    for name in agents.names():
+        assert name in out
+        assert agents.registry[name].description in out
+    assert main(["list", "envs"]) == 0
+    out = capsys.readouterr().out
+    for env_id in twostage_gym.ENV_IDS:
+        assert env_id in out
+
+
+def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "agents", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [a["name"] for a in listed] == agents.names()
+    assert {"name", "family", "description"} <= set(listed[0])
+    assert main(["list", "envs", "--json"]) == 0
+    assert [e["id"] for e in json.loads(capsys.readouterr().out)] == list(twostage_gym.ENV_IDS)
+
+
+def test_perf_quick_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["perf", "--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["quick"] is True and report["version"] == twostage_gym.__version__
+    cases = report["cases"]
+    assert set(cases) == {"env_step", "vector_env", "agent_cost"}
+    for setting in ("defaults", "n_items=10000,dim=80"):
+        keys = {"step_us", "steps_per_s", "draw_us", "ratio", "target_ratio", "met"}
+        assert keys <= set(cases["env_step"][setting])
+    assert cases["env_step"]["defaults"]["target_ratio"] == 2.5
+    assert cases["env_step"]["n_items=10000,dim=80"]["target_ratio"] == 1.5
+    for mode in ("vector_entry_point", "sync"):
+        assert cases["vector_env"][mode]["sub_env_steps_per_s"] > 0
+    assert cases["vector_env"]["num_envs"] == 64 and cases["vector_env"]["speedup"] > 0
+    assert cases["agent_cost"]["ms_per_round"] > 0
+
+
+def test_reproduce_prop2_reduced(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["reproduce", "hron2021-prop2", "--steps", "300", "--seeds", "0-1", "--workers", "2", "--no-progress"]
+    assert main([*argv, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["claim"] == "hron2021-prop2" and result["steps"] == 300 and result["seeds"] == [0, 1]
+    cells = {(c["row"], c["column"]): c for c in result["cells"]}
+    prop2 = ("TwoStage/Nominators-Prop2A-v0", "TwoStage/Nominators-Prop2B-v0")
+    assert set(cells) == {(env, mode) for env in prop2 for mode in ("own", "all")}
+    for cell in cells.values():
+        assert len(cell["regret_per_step"]) == 2
+        assert cell["paper"] and cell["observed"] in ("sublinear", "linear")
+    assert isinstance(result["reproduced"], bool)
+
+
+def test_reproduce_text_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["reproduce", "hron2021-deadlock", "--steps", "100", "--seeds", "0", "--workers", "1", "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "median regret/T" in out and "paper" in out and "stuck" in out
+    assert main(["reproduce", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in CLAIMS)
+    assert main(["reproduce", "no-such-claim"]) == 2
+    assert "hron2021-prop2" in capsys.readouterr().err
+
+
+def test_usage_errors_return_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert main(["list", "nothing"]) == 2
+    assert main(["run", "--steps", "0"]) == 2
+    assert main(["--help"]) == 0
+    capsys.readouterr()
+
+
+def test_installed_entry_point() -> None:
+    exe = shutil.which("twostage-bench")
+    if exe is None:
+        pytest.skip("the twostage-bench console script is not installed")
+    done = subprocess.run([exe, "list", "agents", "--json"], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert [a["name"] for a in json.loads(done.stdout)] == agents.names()
+    bad = subprocess.run([exe, "run", "--agent", "nope", "--env", "x"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "error" in bad.stderr
