@@ -31,8 +31,9 @@ def test_quickstart(capsys):
 def test_prop2_teaching_example(capsys):
     results = run_example("prop2_training_modes.py", "--steps", "1500", "--seeds", "3")
     # Prop2A: 'own' succeeds and 'all' fails; the reverse failure of Prop2B needs a longer horizon.
-    assert results["TwoStage/Nominators-Prop2A-v0"]["own"] < 0.02 < 0.1 < results["TwoStage/Nominators-Prop2A-v0"]["all"]
-    assert results["TwoStage/Nominators-Prop2B-v0"]["all"] < 0.02
+    prop2a, prop2b = results["TwoStage/Nominators-Prop2A-v0"], results["TwoStage/Nominators-Prop2B-v0"]
+    assert prop2a["own"] < 0.02 and prop2a["all"] > 0.1
+    assert prop2b["all"] < 0.02
     assert "closed-form limits" in capsys.readouterr().out
 
 

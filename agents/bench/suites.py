@@ -53,13 +53,20 @@ def register_suite(suite: Suite) -> None:
 def _default_suite() -> Suite:
     seeds = tuple(range(10))
     nominators = "TwoStage/Nominators-v0"
-    two_stage = {"misspecification": 2}
-    # Hron et al. 2021, Sec. 4: two-stage systems against each other and a single-stage UCB ...
-    main = tuple(
-        RunConfig(nominators, agent, 1000, two_stage)
-        for agent in ("ucb+ucb", "ucb+greedy", "greedy+greedy", "ucb+pg", "pg+pg", "random", "oracle")
+    learners = ("ucb+ucb", "ucb+greedy", "greedy+greedy", "ucb+pg", "pg+pg", "random", "oracle")
+    # Hron et al. 2021, Fig. 3: two-stage learners against single-stage UCB at the same s = d/rho ...
+    fig3 = tuple(
+        config
+        for rho in (2, 4)
+        for config in (
+            *(RunConfig(nominators, agent, 1000, {"misspecification": rho}) for agent in learners),
+            RunConfig(nominators, "ucb", 1000, {"n_nominators": 1, "misspecification": rho}),
+        )
     )
-    single = (RunConfig(nominators, "ucb", 1000, {"n_nominators": 1, "misspecification": 2}),)
+    # ... Fig. 4: the nominators' share of the regret as N grows ...
+    fig4 = tuple(
+        RunConfig(nominators, "ucb+ucb", 1000, {"n_nominators": n, "misspecification": 4}) for n in (2, 10, 20)
+    )
     # ... and Proposition 2: which nominator training wins depends on the pools.
     prop2 = tuple(
         RunConfig(env_id, "ucb+ucb", 5000, {}, {"alpha": 2, "nominator_training": mode})
@@ -69,10 +76,11 @@ def _default_suite() -> Suite:
     return Suite(
         name="default",
         description=(
-            "Nominators-v0 (misspecification 2): 5 two-stage learners, random, oracle, single-stage ucb, "
-            "T=1000; Prop2A/B: ucb+ucb alpha=2 training-on-own vs -all, T=5000; seeds 0-9"
+            "Nominators-v0 at rho = d/s in {2, 4}: 5 two-stage learners, random, oracle and single-stage ucb; "
+            "ucb+ucb at N in {2, 5, 10, 20}; T=1000. Prop2A/B: ucb+ucb alpha=2, training-on-own vs -all, "
+            "T=5000. Seeds 0-9"
         ),
-        groups=((main + single, seeds), (prop2, seeds)),
+        groups=((fig3 + fig4, seeds), (prop2, seeds)),
     )
 
 
