@@ -163,3 +163,17 @@ def test_info_identity_each_step(env_id):
 def test_every_id_is_in_env_ids():
     ours = sorted(k for k in gym.registry if k.startswith("TwoStage/"))
     assert ours == sorted(twostage_gym.ENV_IDS)
+
+
+@pytest.mark.parametrize("algo", ["PPO", "A2C"])
+def test_sb3_algorithms_take_the_spaces_as_they_are(env_id, algo):
+    sb3 = pytest.importorskip("stable_baselines3")
+    env = gym.make(env_id, max_episode_steps=20)
+    model = getattr(sb3, algo)(
+        "MlpPolicy", env, n_steps=16, seed=0, device="cpu", **({"batch_size": 16} if algo == "PPO" else {})
+    )
+    model.learn(total_timesteps=32)
+    obs, _ = env.reset(seed=0)
+    action, _ = model.predict(obs, deterministic=True)
+    assert env.action_space.contains(action)
+    env.step(action)

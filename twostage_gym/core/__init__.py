@@ -16,6 +16,7 @@ from twostage_gym.core.metrics import (
     ORACLE_INFO_KEYS,
     log_checkpoints,
     public_info,
+    round_summary,
     stage_regret,
 )
 from twostage_gym.core.rewards import LinearReward, unit_sphere
@@ -30,6 +31,7 @@ __all__ = [
     "random_feature_subsets",
     "random_pools",
     "resolve_nominator_dim",
+    "round_summary",
     "stage_regret",
     "unit_sphere",
     "validate_feature_subsets",

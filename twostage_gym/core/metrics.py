@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ORACLE_INFO_KEYS", "log_checkpoints", "public_info", "stage_regret"]
+__all__ = ["ORACLE_INFO_KEYS", "log_checkpoints", "public_info", "round_summary", "stage_regret"]
 
 ORACLE_INFO_KEYS = frozenset(
     {
@@ -85,3 +85,15 @@ def log_checkpoints(steps: int, num: int = 20) -> np.ndarray:
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     return np.unique(np.round(np.geomspace(1, steps, num)).astype(np.int64))
+
+
+def round_summary(t: int, info: Mapping[str, Any] | None) -> str:
+    """One line for ``render``: round ``t``'s candidate set, served item and regret decomposition."""
+    if info is None:
+        return f"round {t}: no item served yet"
+    return (
+        f"round {t}: candidates {np.asarray(info['candidates']).tolist()} -> served item {int(info['chosen_item'])}; "
+        f"expected reward {float(info['expected_reward']):.3f} (optimal {float(info['optimal_expected_reward']):.3f}); "
+        f"regret {float(info['regret']):.3f} = nominator {float(info['nominator_regret']):.3f} "
+        f"+ ranker {float(info['ranker_regret']):.3f}"
+    )

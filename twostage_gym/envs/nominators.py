@@ -20,6 +20,7 @@ from twostage_gym.core import (
     random_feature_subsets,
     random_pools,
     resolve_nominator_dim,
+    round_summary,
     stage_regret,
     unit_sphere,
     validate_feature_subsets,
@@ -329,15 +330,7 @@ class NominatorsEnv(gym.Env):
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' to make()")
             return None
-        if self._last is None:
-            return f"round {self._t}: no item served yet\n"
-        i = self._last
-        return (
-            f"round {self._t}: candidates {i['candidates'].tolist()} -> served item {int(i['chosen_item'])}; "
-            f"expected reward {float(i['expected_reward']):.3f} (optimal {float(i['optimal_expected_reward']):.3f}); "
-            f"regret {float(i['regret']):.3f} = nominator {float(i['nominator_regret']):.3f} "
-            f"+ ranker {float(i['ranker_regret']):.3f}\n"
-        )
+        return round_summary(self._t, self._last) + "\n"
 
 
 class NominatorsVectorEnv(VectorEnv):

@@ -18,7 +18,7 @@ except ImportError as err:  # the core install is numpy + gymnasium only
         'twostage_gym.multiagent needs pettingzoo; install it with: pip install "twostage-gym[multiagent]"'
     ) from err
 
-from twostage_gym.core import stage_regret
+from twostage_gym.core import round_summary, stage_regret
 from twostage_gym.envs.nominators import NominatorsConfig, NominatorsInstance, seed_streams
 
 __all__ = ["RANKERS", "REWARD_MODES", "NominatorsParallelEnv", "env", "parallel_env", "raw_env"]
@@ -369,17 +369,7 @@ class NominatorsParallelEnv(ParallelEnv):
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' to the env")
             return None
-        lines = []
-        if self._last is None:
-            lines.append(f"round {self._t}: no item served yet")
-        else:
-            i = self._last
-            lines.append(
-                f"round {self._t}: candidates {i['candidates'].tolist()} -> served item {int(i['chosen_item'])}; "
-                f"expected reward {float(i['expected_reward']):.3f} "
-                f"(optimal {float(i['optimal_expected_reward']):.3f}); regret {float(i['regret']):.3f} = "
-                f"nominator {float(i['nominator_regret']):.3f} + ranker {float(i['ranker_regret']):.3f}"
-            )
+        lines = [round_summary(self._t, self._last)]
         if self._phase == 1:
             lines.append(f"round {self._t + 1}, phase 1: candidates {self._candidates.tolist()} await the ranker")
         return "\n".join(lines) + "\n"
