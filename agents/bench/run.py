@@ -51,16 +51,17 @@ def run_job(job: Job) -> dict[str, Any]:
 
 
 class _Progress:
-    """A tqdm bar on stderr, or plain lines when tqdm (the ``bench`` extra) is not installed."""
+    """A tqdm bar on a terminal; plain lines in logs (CI) or when tqdm (the ``bench`` extra) is missing."""
 
     def __init__(self, total: int, desc: str, enabled: bool) -> None:
         self.total, self.desc, self.enabled, self.done = total, desc, enabled, 0
         self.bar = None
-        if enabled:
+        self.every = max(1, total // 20)
+        if enabled and sys.stderr.isatty():
             try:
                 from tqdm import tqdm
             except ImportError:
-                self.every = max(1, total // 20)
+                pass
             else:
                 self.bar = tqdm(total=total, desc=desc, unit="job", file=sys.stderr)
 
