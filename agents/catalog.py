@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agents.esr import DESCRIPTIONS, FAMILY, METHODS, make_esr_learner
 from agents.nominators import OracleAgent, RandomAgent, TwoStageAgent
 from agents.registry import register
 
@@ -29,3 +30,7 @@ for _kind in ("ucb", "greedy", "pg"):
     )
 register("random", RandomAgent, family="nominators", description="uniform nominations and ranker pick")
 register("oracle", OracleAgent, family="nominators", description="knows f*; zero regret (a reference, not a learner)")
+
+# Kiyohara et al. 2026: policy gradients for the early-stage ranker (torch, imported when built).
+for _method in METHODS:
+    register(_method, make_esr_learner, family=FAMILY, description=DESCRIPTIONS[_method], method=_method)

@@ -77,12 +77,28 @@ class Claim:
         """The default horizon T (that of the first cell)."""
         return self.cells[0].config.steps
 
+    def run(
+        self,
+        steps: int | None = None,
+        seeds: list[int] | None = None,
+        workers: int = 1,
+        out: str | Path | None = None,
+        progress: bool = True,
+    ) -> dict[str, Any]:
+        """Run the claim; see :func:`run_claim`."""
+        return run_claim(self, steps, seeds, workers, out, progress)
 
-CLAIMS: dict[str, Claim] = {}
-"""Registered claims by name."""
+    def render(self, result: dict[str, Any]) -> str:
+        """The result as text; see :func:`render_claim`."""
+        return render_claim(result, self.note)
 
 
-def register_claim(claim: Claim) -> None:
+CLAIMS: dict[str, Any] = {}
+"""Registered claims by name: objects with ``name``, ``title``, ``source``, ``run(steps, seeds, workers,
+out, progress) -> result`` (a JSON-serialisable dict with a boolean ``reproduced``) and ``render(result)``."""
+
+
+def register_claim(claim: Any) -> None:
     """Register ``claim`` under its name."""
     if claim.name in CLAIMS:
         raise ValueError(f"claim {claim.name!r} is already registered")

@@ -23,7 +23,9 @@ import gymnasium as gym
 
 import agents
 import twostage_gym
-from agents.bench.claims import CLAIMS, render_claim, run_claim
+from agents.bench import perf_esr as _perf_esr  # noqa: F401  (registers the ESR perf cases)
+from agents.bench import policy_value_tables as _tables  # noqa: F401  (registers the Kiyohara tables)
+from agents.bench.claims import CLAIMS
 from agents.bench.config import (
     BenchError,
     RunConfig,
@@ -281,14 +283,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     workers = args.workers or os.cpu_count() or 1
     try:
-        result = run_claim(claim, args.steps, seeds, workers, args.out, progress=not args.no_progress)
+        result = claim.run(args.steps, seeds, workers, args.out, progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return 130
     if args.json:
         _print_json(result)
     else:
-        print(render_claim(result, claim.note))
+        print(claim.render(result))
     return 1 if args.check and not result["reproduced"] else 0
 
 

@@ -36,7 +36,8 @@ def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_perf_quick_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["perf", "--quick", "--json"]) == 0
+    argv = ["perf", "--quick", "--json", "--case", "env_step", "--case", "vector_env", "--case", "agent_cost"]
+    assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["quick"] is True and report["version"] == twostage_gym.__version__
     cases = report["cases"]
@@ -95,3 +96,14 @@ def test_installed_entry_point() -> None:
     assert [a["name"] for a in json.loads(done.stdout)] == agents.names()
     bad = subprocess.run([exe, "run", "--agent", "nope", "--env", "x"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "error" in bad.stderr
+
+
+def test_perf_esr_cases_quick_json(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    assert main(["perf", "--quick", "--json", "--case", "esr_gradient_step", "--case", "esr_env"]) == 0
+    cases = json.loads(capsys.readouterr().out)["cases"]
+    ms = cases["esr_gradient_step"]["ms_per_step"]
+    for method in ("v-pg", "v-pg-swr", "ca-pg", "ca-pg-swr"):
+        assert ms[f"{method} K=10 M=1"] > 0 and ms[f"{method} K=10 M=5"] > 0
+    assert ms["ca-pg-swr K=200 M=1"] > 0 and cases["esr_gradient_step"]["hours_500k_ca_pg"] > 0
+    assert set(cases["esr_env"]["seconds_per_batch"]) == {"1000", "1000000"}

@@ -15,10 +15,14 @@ import twostage_gym
 # Contexts are Gaussian, hence unbounded; the Box says so honestly and gymnasium warns about it.
 # SB3 warns that a 2-D (items x features) observation is not an image nor a vector; its
 # MlpPolicy flattens it, so PPO and A2C take it as is.
+# Scores-as-actions (ESR logits) are a Box whose scale means something (it sets how greedy the
+# Plackett-Luce sampling is), so it is not normalised to [-1, 1]; both checkers recommend that.
 EXPECTED_WARNINGS = (
     "A Box observation space minimum value is -infinity",
     "A Box observation space maximum value is infinity",
     "Your observation  has an unconventional shape",
+    "For Box action spaces, we recommend using a symmetric and normalized space",
+    "We recommend you to use a symmetric and normalized Box action space",
 )
 
 
@@ -95,6 +99,24 @@ def bad_actions_for(space: gym.Space) -> dict[str, tuple[np.ndarray, str]]:
             "above last bound": (np.where(last, nvec[-1], 0), "outside"),
             "negative": (np.full(len(nvec), -1), "outside"),
         }
+    if isinstance(space, gym.spaces.Box):
+        zeros = np.zeros(space.shape, dtype=space.dtype)
+        first = np.zeros(space.shape, dtype=bool)
+        first.flat[0] = True
+        bad = {
+            "NaN": (np.where(first, np.nan, zeros).astype(space.dtype), "finite"),
+            "inf": (np.where(first, np.inf, zeros).astype(space.dtype), "finite"),
+            "-inf": (np.where(first, -np.inf, zeros).astype(space.dtype), "finite"),
+            "wrong shape": (np.zeros((*space.shape, 1), dtype=space.dtype), "shape"),
+            "wrong dtype": (np.zeros(space.shape, dtype=np.float64), "dtype"),
+        }
+        if np.isfinite(space.high).all():
+            above = np.nextafter(space.high, np.inf).astype(space.dtype)
+            bad["above high"] = (np.where(first, above, zeros).astype(space.dtype), "outside")
+        if np.isfinite(space.low).all():
+            below = np.nextafter(space.low, -np.inf).astype(space.dtype)
+            bad["below low"] = (np.where(first, below, zeros).astype(space.dtype), "outside")
+        return bad
     pytest.fail(f"the harness has no bad actions for {type(space).__name__} yet; add them here")
 
 
@@ -140,12 +162,21 @@ def test_native_vector_env_rejects_bad_actions(env_id):
     ref = gym.make_vec(env_id, 2, vectorization_mode="vector_entry_point")
     env.reset(seed=0)
     ref.reset(seed=0)
-    bad = np.zeros((2, len(env.single_action_space.nvec)), dtype=np.int64)
-    bad[1, 0] = env.single_action_space.nvec[0]
-    with pytest.raises(ValueError, match="sub-env 1"):
-        env.step(bad)
-    good = np.zeros_like(bad)
-    assert data_equivalence(env.step(good), ref.step(good), exact=True)
+    space = env.single_action_space
+    space.seed(0)
+    good = space.sample()
+    checked = 0
+    for action, pattern in bad_actions_for(space).values():
+        if action.shape != good.shape or action.dtype != good.dtype:
+            continue  # a batch has one shape and dtype; those rules are checked on the whole batch below
+        with pytest.raises(ValueError, match=f"sub-env 1: .*{pattern}"):
+            env.step(np.stack([good, action]))
+        checked += 1
+    assert checked > 0
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.stack([good, good, good]))
+    batch = np.stack([good, good])
+    assert data_equivalence(env.step(batch), ref.step(batch), exact=True)
 
 
 def test_info_identity_each_step(env_id):

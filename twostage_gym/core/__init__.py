@@ -1,4 +1,4 @@
-"""Shared parts of two-stage systems: allocation, contexts, reward models and metrics.
+"""Shared parts of two-stage systems: allocation, contexts, reward models, late-stage rankers and metrics.
 
 Everything here is pure numpy. Functions that draw random numbers take a
 ``numpy.random.Generator`` argument; none of them keeps global state.
@@ -12,6 +12,7 @@ from twostage_gym.core.allocation import (
     validate_pools,
 )
 from twostage_gym.core.contexts import GaussianContexts, Prop2Contexts
+from twostage_gym.core.late_stage import LSR_KINDS, LateStageRanker, dinkelbach_sets
 from twostage_gym.core.metrics import (
     ORACLE_INFO_KEYS,
     log_checkpoints,
@@ -22,10 +23,13 @@ from twostage_gym.core.metrics import (
 from twostage_gym.core.rewards import LinearReward, unit_sphere
 
 __all__ = [
+    "LSR_KINDS",
     "ORACLE_INFO_KEYS",
     "GaussianContexts",
+    "LateStageRanker",
     "LinearReward",
     "Prop2Contexts",
+    "dinkelbach_sets",
     "log_checkpoints",
     "public_info",
     "random_feature_subsets",

@@ -23,6 +23,8 @@ ORACLE_INFO_KEYS = frozenset(
         "ranker_regret",
         "best_candidate",
         "optimal_item",
+        "recall",
+        "lsr_gap",
     }
 )
 """Keys of ``info`` that reveal the true reward model; learners in ``agents`` never read them."""
@@ -76,8 +78,8 @@ def _pick(values: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 
 def public_info(info: Mapping[str, Any]) -> dict[str, Any]:
-    """Return ``info`` without the oracle keys, i.e. what a learner may see."""
-    return {k: v for k, v in info.items() if k not in ORACLE_INFO_KEYS}
+    """Return ``info`` without the oracle keys (and, for a vector env, their ``_key`` masks)."""
+    return {k: v for k, v in info.items() if k.removeprefix("_") not in ORACLE_INFO_KEYS}
 
 
 def log_checkpoints(steps: int, num: int = 20) -> np.ndarray:
@@ -88,11 +90,18 @@ def log_checkpoints(steps: int, num: int = 20) -> np.ndarray:
 
 
 def round_summary(t: int, info: Mapping[str, Any] | None) -> str:
-    """One line for ``render``: round ``t``'s candidate set, served item and regret decomposition."""
+    """One line for ``render``: round ``t``'s candidate set, served item(s) and regret decomposition.
+
+    The served part is ``chosen_item`` (one item) or ``ranking`` (the L items a late-stage ranker showed).
+    """
     if info is None:
         return f"round {t}: no item served yet"
+    if "chosen_item" in info:
+        served = f"served item {int(info['chosen_item'])}"
+    else:
+        served = f"served items {np.asarray(info['ranking']).tolist()}"
     return (
-        f"round {t}: candidates {np.asarray(info['candidates']).tolist()} -> served item {int(info['chosen_item'])}; "
+        f"round {t}: candidates {np.asarray(info['candidates']).tolist()} -> {served}; "
         f"expected reward {float(info['expected_reward']):.3f} (optimal {float(info['optimal_expected_reward']):.3f}); "
         f"regret {float(info['regret']):.3f} = nominator {float(info['nominator_regret']):.3f} "
         f"+ ranker {float(info['ranker_regret']):.3f}"

@@ -157,25 +157,51 @@ def greedy_candidates(logits: np.ndarray, n_candidates: int, assignment: np.ndar
     return out.reshape(*batch, n_candidates)
 
 
+def _expert_view(z: np.ndarray, assignment: np.ndarray | None, n_positions: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(..., M', A)`` logits (M' = 1 for a single model) and the expert index of each position."""
+    if assignment is None:
+        return z[..., None, :], np.zeros(n_positions, dtype=np.int64)
+    return z, np.asarray(assignment)
+
+
+def _remaining_normalisers(zz: np.ndarray, items: np.ndarray, experts: np.ndarray) -> np.ndarray:
+    """log sum over the items not yet removed, for each position k: ``(..., K)``.
+
+    ``items`` (..., J) are removed one per position, in order (position k has removed items[:k]);
+    every other item is never removed. The normaliser of position k is
+    logaddexp(T_{m(k)}, logsumexp_{j >= k} z_{m(k)}(items_j)), T the logsumexp over the items
+    outside ``items``: a sum of the remaining mass, never a difference, so it stays exact
+    when the removed items hold all but a sliver of it (a logit gap of 40 made the former
+    total-minus-prefix form, log(1 - exp(B_k - A_k)), round to log 0).
+    """
+    K = experts.shape[0]
+    idx = np.broadcast_to(items[..., None, :], (*zz.shape[:-1], items.shape[-1]))
+    picked = np.take_along_axis(zz, idx, -1)  # (..., M', J)
+    masked = zz.copy()
+    np.put_along_axis(masked, idx, -np.inf, -1)
+    tail = logsumexp(masked)  # (..., M')
+    # suffix[..., j] = logsumexp(picked[..., j:]), padded with -inf (nothing left) up to K.
+    pad = max(K - picked.shape[-1], 0)
+    padded = np.concatenate([picked, np.full((*picked.shape[:-1], pad), -np.inf)], axis=-1)
+    suffix = np.logaddexp.accumulate(padded[..., ::-1], axis=-1)[..., ::-1]
+    return np.logaddexp(tail[..., experts], suffix[..., experts, np.arange(K)])
+
+
 def pl_log_prob(
     logits: np.ndarray, ranking: np.ndarray, temperature: float = 1.0, assignment: np.ndarray | None = None
 ) -> np.ndarray:
     """Exact log-likelihood of an ordered sample without replacement (the V-PG score, App. B.2).
 
     log pi(A^K) = sum_k [logit_{m(k)}(a_k) - log sum_{a not in A^(k-1)} exp logit_{m(k)}(a)],
-    with the remaining-items normaliser computed as A_k + log(1 - exp(B_k - A_k)), A_k the
-    logsumexp over all items and B_k over the k-1 earlier picks (as in Eq. 8). O(|A| M + K^2).
+    the remaining-items normaliser being the logsumexp of the never-picked items combined with
+    that of the picks from k on (see ``_remaining_normalisers``). O(|A| M + K M).
     """
     K = ranking.shape[-1]
-    z = _per_position_logits(logits / temperature, assignment, K)  # (..., K, A)
-    total = logsumexp(z)  # A_k, (..., K)
-    picked = np.take_along_axis(z, np.broadcast_to(ranking[..., None, :], (*z.shape[:-1], K)), -1)  # (..., K, K)
-    # B_k: logsumexp over the earlier picks j < k of position k's logits.
-    earlier = np.tril(np.ones((K, K), dtype=bool), -1)
-    prev = logsumexp(np.where(earlier, picked, -np.inf))
-    remaining = total + log1mexp(np.minimum(prev - total, 0.0))
-    chosen = np.diagonal(picked, axis1=-2, axis2=-1)
-    return np.sum(chosen - remaining, axis=-1)
+    zz, experts = _expert_view(logits / temperature, assignment, K)
+    ranking = np.asarray(ranking)
+    picked = np.take_along_axis(zz, np.broadcast_to(ranking[..., None, :], (*zz.shape[:-1], K)), -1)
+    chosen = picked[..., experts, np.arange(K)]
+    return np.sum(chosen - _remaining_normalisers(zz, ranking, experts), axis=-1)
 
 
 def pl_log_prob_swr(
@@ -197,16 +223,16 @@ def ca_log_marginal(
 ) -> np.ndarray:
     """log P(a in A^K), the CA-PG score, by the approximation of App. D.1 (Eq. 8).
 
-    P(a picked at k) ~ exp(logit_k(a) - A_k - log1p(-exp(B_k - A_k))), where the k-1 earlier
-    picks are replaced by the most probable set without ``a`` (the greedy ranking with ``a``
-    removed) and B_k is their logsumexp; then
-    log P(a in A^K) = log1p(-exp(sum_k log1p(-P(a picked at k)))).
+    P(a picked at k) ~ exp(logit_k(a) - log sum_{a' not in A-bar^{k-1}} exp logit_k(a')), where
+    the k-1 earlier picks are replaced by the most probable set without ``a`` (the greedy ranking
+    with ``a`` removed); then log P(a in A^K) = log1p(-exp(sum_k log1p(-P(a picked at k)))).
+    The normaliser is computed as a sum of the remaining mass (Eq. 8's A_k + log1p(-exp(B_k - A_k))
+    is the same quantity, but loses all precision when the prefix holds almost all the mass).
     """
     K = n_candidates
     target = np.asarray(target)
     z_all = logits / temperature
-    z = _per_position_logits(z_all, assignment, K)  # (..., K, A)
-    total = logsumexp(z)  # (..., K)
+    zz, experts = _expert_view(z_all, assignment, K)
     # The greedy ranking without the target: its first k-1 entries are A-bar^{k-1} for every k.
     masked = z_all.copy()
     if assignment is None:
@@ -215,12 +241,12 @@ def ca_log_marginal(
         np.put_along_axis(
             masked, np.broadcast_to(target[..., None, None], (*target.shape, z_all.shape[-2], 1)), -np.inf, -1
         )
-    prefix = greedy_candidates(masked, K, assignment) if K > 1 else np.zeros((*target.shape, 1), dtype=np.int64)
-    picked = np.take_along_axis(z, np.broadcast_to(prefix[..., None, :], (*z.shape[:-1], K)), -1)
-    earlier = np.tril(np.ones((K, K), dtype=bool), -1)
-    prev = logsumexp(np.where(earlier, picked, -np.inf))
-    target_logit = np.take_along_axis(z, np.broadcast_to(target[..., None, None], (*z.shape[:-1], 1)), -1)[..., 0]
-    log_p_k = target_logit - total - log1mexp(np.minimum(prev - total, 0.0))
+    if K > 1:
+        prefix = greedy_candidates(masked, K - 1, None if assignment is None else assignment[: K - 1])
+    else:
+        prefix = np.zeros((*target.shape, 0), dtype=np.int64)
+    target_logit = np.take_along_axis(zz, np.broadcast_to(target[..., None, None], (*zz.shape[:-1], 1)), -1)[..., 0]
+    log_p_k = target_logit[..., experts] - _remaining_normalisers(zz, prefix, experts)
     log_not = np.sum(log1mexp(np.minimum(log_p_k, 0.0)), axis=-1)
     return log1mexp(log_not)
 

@@ -1,6 +1,14 @@
 """Environment families and the one place where every id is registered."""
 
+from twostage_gym.envs.early_stage_ranker import EarlyStageRankerEnv, EarlyStageRankerVectorEnv
 from twostage_gym.envs.nominators import NominatorsEnv, NominatorsVectorEnv
 from twostage_gym.envs.registration import ENV_IDS, register_envs
 
-__all__ = ["ENV_IDS", "NominatorsEnv", "NominatorsVectorEnv", "register_envs"]
+__all__ = [
+    "ENV_IDS",
+    "EarlyStageRankerEnv",
+    "EarlyStageRankerVectorEnv",
+    "NominatorsEnv",
+    "NominatorsVectorEnv",
+    "register_envs",
+]

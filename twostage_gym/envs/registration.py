@@ -36,6 +36,12 @@ _SPECS: dict[str, dict[str, Any]] = {
         "max_episode_steps": 5000,
         "kwargs": {**_PROP2, "pools": [[0], [1, 2, 3], [3]]},
     },
+    "TwoStage/EarlyStageRanker-v0": {
+        "entry_point": "twostage_gym.envs.early_stage_ranker:EarlyStageRankerEnv",
+        "vector_entry_point": "twostage_gym.envs.early_stage_ranker:EarlyStageRankerVectorEnv",
+        "max_episode_steps": 1000,
+        "kwargs": {},
+    },
 }
 
 ENV_IDS: tuple[str, ...] = tuple(_SPECS)

@@ -1,0 +1,266 @@
+"""Score functions of the early-stage-ranker policy gradients, in torch (Kiyohara et al. 2026, App. B.2, D).
+
+Each policy gradient is ``-mean_batch(score * reward_term)`` for one of four scores of a
+Plackett-Luce (PL) early-stage ranker (ESR) with M logit models ("experts"), position k of the
+candidate set being filled by expert m(k):
+
+* V-PG (:func:`pl_log_prob`): the exact log-likelihood of the sampled ordered candidate set,
+  log pi(A^K) = sum_k [z_{m(k)}(a_k) - log sum_{a not in A^(k-1)} exp z_{m(k)}(a)] (Eq. 4, App. B.2),
+  times the ranking's reward sum_l alpha_l r_l.
+* V-PG-SwR (:func:`pl_log_prob_swr`): the same with every softmax over all items (App. B.2).
+* CA-PG (:func:`ca_log_marginal`): log P(a_l in A^K) for each served item a_l, by Eq. 8
+  (App. D.1), times alpha_l r_l.
+* CA-PG-SwR (:func:`ca_log_marginal_swr`): logsumexp_k (z_{m(k)}(a_l) - A_{m(k)}) (App. D.2),
+  computed per expert in O(M L); TOP1-PG is its M = 1 case.
+
+Here z = logit / tau and A_m = logsumexp_a z_m(a). The normaliser over the items not yet taken is
+computed as a sum of the remaining mass (the logsumexp of the items never taken, combined with
+that of the picks still to come), never as Eq. 8's difference A_k + log(1 - exp(B_k - A_k)), which
+rounds to log 0 once the taken items hold all but a sliver of the mass.
+
+These functions duplicate, on purpose, the numpy reference implementations in
+:mod:`twostage_gym.core.plackett_luce`: the learners need autograd, the environment must not need
+torch. ``tests/agents/test_esr_scores.py`` checks that both agree to ~1e-10 in float64, with one
+model and with experts, and that the gradients equal plain autograd's.
+
+Shapes: ``logits`` is ``(B, A)`` for one model or ``(B, M, A)`` for M experts (``assignment``,
+the ``(K,)`` int64 tensor of m(k), is ``None`` for one model); ``ranking`` is ``(B, K)`` and the
+served items ``target`` are ``(B, L)``. No Python loop runs over the batch or over experts; the
+only loop is the K-step greedy walk of CA-PG with experts, on indices, without gradient. Every
+score makes one pass over the catalog (:class:`_LogSumExpGather`); the rest is O(M K L).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "ca_log_marginal",
+    "ca_log_marginal_swr",
+    "greedy_prefix_without",
+    "log1mexp",
+    "pl_log_prob",
+    "pl_log_prob_swr",
+]
+
+_LOG2 = math.log(2.0)
+
+
+class _LogSumExpGather(torch.autograd.Function):
+    """``(logsumexp of z over the items not in exclude, z.gather(-1, index))``, with a one-pass backward.
+
+    A score needs only these from the catalog-wide logits: a normaliser per expert and the logits
+    of a few items. Autograd through ``torch.logsumexp`` and ``gather`` makes five passes over z
+    in the backward (recompute exp(z - lse), scale, a zero tensor for the gather, scatter, add);
+    here the forward keeps exp(z - max) and the backward is one scaling pass and a small scatter.
+    The gradient is the same (softmax over the kept items times g_lse, plus g_picked at ``index``);
+    ``tests/agents/test_esr_scores.py`` checks it against plain autograd and by ``gradcheck``.
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, index: torch.Tensor, exclude: torch.Tensor | None):
+        kept = z if exclude is None else z.scatter(-1, exclude, -math.inf)
+        top = kept.amax(dim=-1, keepdim=True)
+        top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # a row with nothing kept
+        e = torch.exp(kept - top)
+        total = e.sum(dim=-1, keepdim=True)
+        ctx.save_for_backward(e, total, index)
+        return (torch.log(total) + top).squeeze(-1), z.gather(-1, index)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_total: torch.Tensor | None, g_picked: torch.Tensor | None):
+        e, total, index = ctx.saved_tensors
+        if g_total is None:
+            grad = torch.zeros_like(e)
+        else:
+            grad = e * torch.where(total > 0, g_total.unsqueeze(-1) / total, 0.0)
+        if g_picked is not None:
+            grad.scatter_add_(-1, index, g_picked)
+        return grad, None, None
+
+
+def _total_and_pick(
+    z: torch.Tensor, index: torch.Tensor, exclude: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """logsumexp over the catalog (minus ``exclude``) and the logits at ``index`` (same leading shape as z)."""
+    return _LogSumExpGather.apply(z, index, exclude)
+
+
+def log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for x <= 0, stable at both ends (Maechler's switch at -log 2).
+
+    Each branch is fed a safe dummy where it is not used, so that the unused branch cannot put
+    a NaN into the gradient (``torch.where`` differentiates both).
+    """
+    near = x > -_LOG2
+    a = torch.log(-torch.expm1(torch.where(near, x, -_LOG2)))
+    b = torch.log1p(-torch.exp(torch.where(near, -_LOG2, x)))
+    return torch.where(near, a, b)
+
+
+def _scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """z = logits / tau (skipping a full pass over the catalog when tau = 1)."""
+    return logits if temperature == 1.0 else logits / temperature
+
+
+def _per_position(values: torch.Tensor, assignment: torch.Tensor) -> torch.Tensor:
+    """``values[..., m(k), k]`` for k = 1..K', from a ``(..., M, K')`` tensor: ``(..., K')``."""
+    k = torch.arange(assignment.shape[0], device=values.device)
+    return values[..., assignment, k]
+
+
+def _suffix_logsumexp(x: torch.Tensor) -> torch.Tensor:
+    """``out[..., j] = logsumexp(x[..., j:])``."""
+    return torch.logcumsumexp(x.flip(-1), dim=-1).flip(-1)
+
+
+def _expand_experts(index: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``(B, J)`` item ids as ``(B, M, J)``, one row per expert of ``z`` (B, M, A)."""
+    return index[:, None, :].expand(-1, z.shape[-2], -1).contiguous()
+
+
+def pl_log_prob(
+    logits: torch.Tensor, ranking: torch.Tensor, temperature: float = 1.0, assignment: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Exact log pi(A^K) of an ordered sample without replacement, ``(B,)`` (the V-PG score).
+
+    Position k's normaliser is logaddexp(T_{m(k)}, logsumexp_{j >= k} z_{m(k)}(a_j)), T the
+    logsumexp over the items outside the candidate set: O(M |A|) once, then O(M K).
+    """
+    z = _scaled(logits, temperature)
+    if assignment is None:
+        outside, chosen = _total_and_pick(z, ranking, ranking)  # (B,), (B, K)
+        return (chosen - torch.logaddexp(outside[:, None], _suffix_logsumexp(chosen))).sum(-1)
+    index = _expand_experts(ranking, z)
+    outside, z_rank = _total_and_pick(z, index, index)  # (B, M), (B, M, K): every expert's logit of every pick
+    normaliser = torch.logaddexp(outside[:, assignment], _per_position(_suffix_logsumexp(z_rank), assignment))
+    return (_per_position(z_rank, assignment) - normaliser).sum(-1)
+
+
+def pl_log_prob_swr(
+    logits: torch.Tensor, ranking: torch.Tensor, temperature: float = 1.0, assignment: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The sampling-with-replacement score, sum_k log softmax_{m(k)}(a_k) over all items, ``(B,)`` (V-PG-SwR)."""
+    z = _scaled(logits, temperature)
+    if assignment is None:
+        total, chosen = _total_and_pick(z, ranking)
+        return chosen.sum(-1) - ranking.shape[-1] * total
+    total, z_rank = _total_and_pick(z, _expand_experts(ranking, z))
+    return _per_position(z_rank, assignment).sum(-1) - total[:, assignment].sum(-1)
+
+
+def ca_log_marginal_swr(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    n_candidates: int,
+    temperature: float = 1.0,
+    assignment: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The CA-PG-SwR score logsumexp_k (z_{m(k)}(a) - A_{m(k)}), ``(B, L)`` (App. D.2).
+
+    Positions of one expert share the term, so it is logsumexp_m (log n_m + z_m(a) - A_m), n_m
+    the number of positions expert m fills: O(M L). With one model, log K + log softmax(a).
+    """
+    z = _scaled(logits, temperature)
+    if assignment is None:
+        total, t = _total_and_pick(z, target)
+        return t - total[:, None] + math.log(n_candidates)
+    counts = torch.bincount(assignment, minlength=z.shape[-2]).to(z.dtype)
+    total, t = _total_and_pick(z, _expand_experts(target, z))  # (B, M), (B, M, L)
+    return torch.logsumexp(t - total[..., None] + torch.log(counts)[:, None], dim=-2)
+
+
+def greedy_prefix_without(
+    logits: torch.Tensor, target: torch.Tensor, n_candidates: int, assignment: torch.Tensor | None = None
+) -> torch.Tensor:
+    """A-bar^{K-1} of Eq. 8 for every target: the greedy ranking's first K-1 items once the target is removed.
+
+    Matches ``greedy_candidates`` of :mod:`twostage_gym.core.plackett_luce` on logits with the
+    target set to -inf. One model: the top-K list with the target cut out (a shift of one slot
+    after it). Experts: position by position, expert m(k) takes its best item not yet taken, on a
+    copy of the logits where taken items and the target are -inf (one ``argmax`` per position,
+    vectorised over the batch and the targets; ``topk`` costs several times more on CPU).
+
+    Returns:
+        int64 ``(B, L, K-1)``, computed without gradient.
+    """
+    K = n_candidates
+    B, L = target.shape
+    with torch.no_grad():
+        if assignment is None:
+            top = logits.topk(K, dim=-1).indices  # (B, K), best first
+            hit = top[:, None, :] == target[:, :, None]  # (B, L, K)
+            # Position of the target in the top-K list (K if absent); later slots shift by one.
+            pos = torch.where(hit.any(-1), hit.to(torch.int8).argmax(-1), K)
+            j = torch.arange(K - 1, device=logits.device)
+            slot = j + (j >= pos[..., None])
+            return top[:, None, :].expand(-1, L, -1).gather(-1, slot)
+        M = logits.shape[-2]
+        free = logits[:, None].expand(B, L, *logits.shape[1:]).clone()  # (B, L, M, A)
+        free.scatter_(-1, target[:, :, None, None].expand(B, L, M, 1), -math.inf)
+        prefix = torch.empty((B, L, K - 1), dtype=torch.int64, device=logits.device)
+        for k, m in enumerate(assignment[: K - 1].tolist()):
+            pick = free[:, :, m].argmax(-1)  # (B, L): expert m(k)'s best item still free
+            prefix[:, :, k] = pick
+            free.scatter_(-1, pick[:, :, None, None].expand(B, L, M, 1), -math.inf)
+        return prefix
+
+
+def ca_log_marginal(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    n_candidates: int,
+    temperature: float = 1.0,
+    assignment: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """log P(a_l in A^K) by Eq. 8 (App. D.1), ``(B, L)``: the CA-PG score.
+
+    P(a picked at k) ~ exp(z_{m(k)}(a) - log sum_{a' not in A-bar^{k-1}} exp z_{m(k)}(a')) with the
+    k-1 earlier picks replaced by A-bar^{k-1} (:func:`greedy_prefix_without`); then
+    log P(a in A^K) = log1mexp(sum_k log1mexp(log P(a picked at k))).
+
+    Each target has its own prefix. One pass over the catalog gives T_E, the logsumexp over the
+    items outside the union E of all prefixes; the target's mass outside its own prefix is T_E
+    plus the few items of E not in it. A P(a picked at k) that rounds to 1 is held just below
+    it (one unit of the float precision), where the exact gradient through log1mexp is finite
+    but its chain in log space would make 0 * inf; the score moves by less than that unit.
+    """
+    z = _scaled(logits, temperature)
+    K = n_candidates
+    B, L = target.shape
+    prefix = greedy_prefix_without(z, target, K, assignment)  # (B, L, K-1)
+    union = prefix.reshape(B, -1)  # E, with repeats: (B, J), J = L (K-1)
+    with torch.no_grad():
+        # Count each item of E once (its first occurrence), and only for targets whose prefix lacks it.
+        first = ~torch.tril(union[:, :, None] == union[:, None, :], diagonal=-1).any(-1)  # (B, J)
+        in_own = (union[:, None, :, None] == prefix[:, :, None, :]).any(-1)  # (B, L, J)
+        extra = first[:, None, :] & ~in_own
+    items = torch.cat([target, union], dim=-1)
+    if assignment is None:
+        outside, picked = _total_and_pick(z, items, union)  # (B,), (B, L + J)
+        t = picked[:, :L, None]  # (B, L, 1)
+        picked_union = picked[:, None, L:]  # (B, 1, J)
+        rest = torch.where(extra, picked_union, -math.inf)
+        free = torch.logsumexp(torch.cat([outside[:, None, None].expand(B, L, 1), rest], dim=-1), dim=-1)
+        prefix_logits = picked[:, L:].reshape(B, L, K - 1)
+        free_k = free[..., None].expand(B, L, K)
+        suffix = _suffix_logsumexp(prefix_logits)  # (B, L, K-1)
+    else:
+        M = z.shape[-2]
+        outside, picked = _total_and_pick(z, _expand_experts(items, z), _expand_experts(union, z))
+        t = picked[:, assignment, :L].transpose(1, 2)  # (B, L, K): z_{m(k)}(a_l)
+        rest = torch.where(extra[:, :, None, :], picked[:, None, :, L:], -math.inf)  # (B, L, M, J)
+        head = outside[:, None, :, None].expand(B, L, M, 1)
+        free = torch.logsumexp(torch.cat([head, rest], dim=-1), dim=-1)  # (B, L, M)
+        prefix_logits = picked[..., L:].reshape(B, M, L, K - 1).transpose(1, 2)  # (B, L, M, K-1)
+        free_k = free[..., assignment]  # (B, L, K)
+        suffix = _per_position(_suffix_logsumexp(prefix_logits), assignment[: K - 1])  # (B, L, K-1)
+    # Position k < K still has prefix items k.. to come; position K has only the free mass.
+    normaliser = torch.cat([torch.logaddexp(free_k[..., : K - 1], suffix), free_k[..., K - 1 :]], dim=-1)
+    log_p = t - normaliser
+    below_one = -torch.finfo(z.dtype).eps
+    log_not = log1mexp(torch.clamp(log_p, max=below_one)).sum(-1)
+    return log1mexp(log_not)
