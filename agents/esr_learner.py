@@ -16,9 +16,13 @@ Design choices (App. E and the paper's code):
 * **Optimiser**: Adagrad, as the paper's code uses (its online learner's default optimiser), with
   the paper's learning rates, 1e-2 for the CA-PGs and 1e-1 for the V-PGs, at batch size 128.
   ``"sgd"`` and ``"adam"`` are available.
-* **Gradient overflow**: when the loss or a gradient is non-finite, the step is not applied,
-  training stops (as in the paper's runs), ``stopped`` becomes True and ``overflow_step`` records
-  the step. The parameters stay those of the last finite step.
+* **Gradient overflow**: when the loss or a gradient is non-finite (or the logits are, at
+  ``act``), the step is not applied, training stops (as in the paper's runs), ``stopped`` becomes
+  True and ``overflow_step`` records the step. The parameters stay those of the last finite step.
+  The scores compute the Plackett-Luce normalisers as sums of the remaining mass, not by Eq. 8's
+  difference, so the numerical failure behind many of the paper's overflows (log 0 once the
+  taken items hold all the mass in float32) does not occur; a diverging model still stops.
+  Finite logits beyond the env's bound (1e6) are shifted per row, which leaves the policy as is.
 * **Adaptive learning rate** (Eq. 9): lr / p with p = E[pi_LSR(a | x, A^K)] the LSR's expected
   propensity of its own choice. The learner does not know the LSR, so ``adaptive_lr`` is either
   the number p (known to the experimenter, as in the paper, which computes it by Monte-Carlo
@@ -271,10 +275,15 @@ class ESRPolicyGradient(BatchedAgent):
         """One gradient step from a batch: observations ``(B, d)``, the vector env's public info.
 
         Reads ``info["candidates"]`` (B, K), ``info["ranking"]`` (B, L) and
-        ``info["position_rewards"]`` (B, L); a single round's unbatched info also works.
+        ``info["position_rewards"]`` (B, L); a single round's unbatched info also works. Rows
+        the vector env did not play (its ``_ranking`` mask, e.g. the autoreset step after a
+        truncation) are left out; a batch with none played is no step.
         """
         model = self._require_model()
         if self.stopped:
+            return
+        if "ranking" not in info:  # nothing was played (every sub-env was autoresetting)
+            self._probe_rows = self._graph = None
             return
         obs = np.asarray(observation, dtype=np.float32)
         single = obs.ndim == 1
@@ -283,12 +292,15 @@ class ESRPolicyGradient(BatchedAgent):
         candidates = np.asarray(info["candidates"], dtype=np.int64)
         if single:
             obs, ranking, rewards, candidates = obs[None], ranking[None], rewards[None], candidates[None]
-        keep = None
+        played = info.get("_ranking")
+        keep = None if played is None or single or np.all(played) else np.asarray(played, dtype=bool)
         if self._probe_rows is not None and self._probe_rows[0] is observation:
-            keep = self._record_probe(ranking)
+            probe_keep = self._record_probe(ranking, keep)
+            keep = probe_keep if keep is None else keep & probe_keep
         self._probe_rows = None
         if keep is not None:
             if not keep.any():
+                self._graph = None
                 self.steps += 1
                 return
             obs, ranking, rewards, candidates = obs[keep], ranking[keep], rewards[keep], candidates[keep]
@@ -324,9 +336,11 @@ class ESRPolicyGradient(BatchedAgent):
         score = score_fn(logits, ranking, self.n_candidates, tau, asg)
         return -(score * r * self._alpha_t).sum(-1).mean()
 
-    def _record_probe(self, ranking: np.ndarray) -> np.ndarray:
+    def _record_probe(self, ranking: np.ndarray, played: np.ndarray | None) -> np.ndarray:
         """Count LSR agreements between copies of a user; return the rows left for the gradient."""
         _, rows, group = self._probe_rows  # type: ignore[misc]
+        if played is not None:
+            rows, group = rows[played[rows]], group[played[rows]]
         same = np.triu(group[:, None] == group[None, :], 1)  # each pair of copies once
         agree = ranking[rows][:, None, :] == ranking[rows][None, :, :]  # (P, P, L)
         self._probe_counts += np.sum(agree & same[..., None], axis=(0, 1))

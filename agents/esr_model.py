@@ -58,7 +58,11 @@ class TwoTowerESR(nn.Module):
         self.item_embedding = nn.Parameter(items)
 
     def forward(self, users: torch.Tensor) -> torch.Tensor:
-        """Logits q_m(x, a) for user features ``(B, d)``: ``(B, M, |A|)``, contiguous."""
+        """Logits q_m(x, a) for user features ``(B, d)``: ``(B, M, |A|)``.
+
+        A transposed view of the ``(M, B, |A|)`` product: elementwise ops keep that memory
+        order and run as fast as on a contiguous tensor, so no copy is made.
+        """
         mu = torch.baddbmm(self.user_bias, users.expand(self.n_experts, -1, -1), self.user_weight)  # (M, B, h)
         logits = torch.bmm(mu, self.item_embedding.transpose(1, 2))  # (M, B, |A|)
         return logits.transpose(0, 1)

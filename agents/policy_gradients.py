@@ -27,7 +27,8 @@ Shapes: ``logits`` is ``(B, A)`` for one model or ``(B, M, A)`` for M experts (`
 the ``(K,)`` int64 tensor of m(k), is ``None`` for one model); ``ranking`` is ``(B, K)`` and the
 served items ``target`` are ``(B, L)``. No Python loop runs over the batch or over experts; the
 only loop is the K-step greedy walk of CA-PG with experts, on indices, without gradient. Every
-score makes one pass over the catalog (:class:`_LogSumExpGather`); the rest is O(M K L).
+score makes one differentiable pass over the catalog (:class:`_LogSumExpGather`); CA-PG adds the
+search for its prefixes; the rest is O(M K L).
 """
 
 from __future__ import annotations

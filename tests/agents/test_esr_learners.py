@@ -43,7 +43,8 @@ def test_registered_names():
 def test_evaluate_record_schema_and_determinism(name, n_experts):
     if name == "top1-pg" and n_experts > 1:
         pytest.skip("top1-pg has one logit model")
-    env = small_env(n_experts=n_experts, n_outputs=2, position_weights="dcg")
+    # Two experts also run at another ESR temperature, which the scores must share with the env.
+    env = small_env(n_experts=n_experts, n_outputs=2, position_weights="dcg", esr_temperature=0.5 * n_experts)
     runs = [agents.evaluate(agents.make(name, env, batch_size=32), env, steps=40, seed=3) for _ in range(2)]
     a, b = runs
     assert set(agents.RECORD_KEYS) <= set(a)
@@ -267,3 +268,46 @@ def test_factory_signature_matches_the_learner():
     factory = inspect.signature(make_esr_learner).parameters
     learner = inspect.signature(ESRPolicyGradient).parameters
     assert [(p.name, p.default) for p in factory.values()] == [(p.name, p.default) for p in learner.values()]
+
+
+def test_autoreset_step_of_the_vector_env_is_no_gradient_step():
+    """With next-step autoreset, the step after a truncation plays nothing: no update, no crash."""
+    env = small_env()
+    env.reset(seed=0)
+    agent = agents.make("ca-pg", env, batch_size=8)
+    agent.reset(0)
+    vec = gym.make_vec(
+        "TwoStage/EarlyStageRanker-v0",
+        8,
+        vectorization_mode="vector_entry_point",
+        world_seed=0,
+        max_episode_steps=3,
+        **SMALL,
+    )
+    obs, _ = vec.reset(seed=0)
+    for _ in range(8):
+        action = agent.act(obs)
+        next_obs, reward, _, _, info = vec.step(action)
+        agent.update(obs, action, reward, public_info(info))
+        obs = next_obs
+    assert agent.steps == 6  # steps 4 and 8 were autoreset steps
+    assert not agent.stopped
+
+
+def test_logits_beyond_the_action_bound_are_shifted_not_clipped():
+    env = small_env()
+    env.reset(seed=0)
+    agent = agents.make("ca-pg", env, batch_size=16)
+    agent.reset(0)
+    with torch.no_grad():
+        agent.model.item_embedding.mul_(1e7)
+    vec, obs = vector_env(0)
+    raw = agent._logits(torch.as_tensor(obs)).detach().numpy()
+    assert np.abs(raw).max() > 1e6
+    action = agent.act(obs)
+    assert np.abs(action).max() <= 1e6 and action.max(axis=-1).max() == 0.0
+    # Each row's order among the items above the floor is unchanged.
+    top = raw.argsort(axis=-1)[:, -5:]
+    np.testing.assert_array_equal(np.take_along_axis(action, top, -1).argsort(-1), np.arange(5)[None].repeat(16, 0))
+    vec.step(action)  # the env accepts it
+    assert not agent.stopped
