@@ -137,7 +137,8 @@ def evaluate_batched(
     if env.spec.max_episode_steps is not None:
         kwargs["max_episode_steps"] = env.spec.max_episode_steps
     vec_env = gym.make_vec(env.spec.id, agent.batch_size, vectorization_mode="vector_entry_point", **kwargs)
-    checkpoints = log_checkpoints(int(steps), num_checkpoints)
+    # Log-spaced, plus T/10: Kiyohara et al. report the policy value at 50K of 500K steps.
+    checkpoints = np.union1d(log_checkpoints(int(steps), num_checkpoints), [max(1, int(steps) // 10)])
     totals = np.zeros(4)  # reward, regret, nominator regret, ranker regret (summed over users)
     curve: dict[str, list] = {
         "steps": [],

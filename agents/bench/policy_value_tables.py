@@ -158,10 +158,7 @@ class PolicyValueTable:
                 (e, e_se), (f, f_se) = cell["value_early"], cell["value_final"]
                 flag = f" [{cell['overflows']} overflow]" if cell["overflows"] else ""
                 ours.append(f"{e:.2f}±{e_se:.2f} -> {f:.2f}±{f_se:.2f}{flag}")
-                p = cell["paper"]
-                paper.append(
-                    "-" if p is None else (f"{p[0]:.2f} -> {p[1]:.2f}" if isinstance(p, tuple) else f"{p:.2f}")
-                )
+                paper.append(_paper_text(cell["paper"]))
             lines.append(f"  {method:<10} " + " ".join(f"{s:<{width}}" for s in ours))
             lines.append(f"  {'  paper':<10} " + " ".join(f"{s:<{width}}" for s in paper))
         if result["checks"]:
