@@ -18,7 +18,7 @@ from agents.bench.config import RunConfig, format_seeds, validate_configs
 from agents.bench.records import read_records, record_key
 from agents.bench.run import Job, execute, run_into
 
-__all__ = ["CLAIMS", "Cell", "Claim", "Expectation", "register_claim", "render_claim", "run_claim"]
+__all__ = ["CLAIMS", "Cell", "Claim", "Expectation", "collect_records", "register_claim", "render_claim", "run_claim"]
 
 SUBLINEAR_BELOW = 0.05
 """Median regret / T under which a run counts as 'sublinear' (regret/T -> 0) at the claim's horizon."""
@@ -109,6 +109,36 @@ def _with_steps(config: RunConfig, steps: int) -> RunConfig:
     return RunConfig(config.env_id, config.agent, steps, config.env_kwargs, config.agent_kwargs)
 
 
+def collect_records(
+    name: str,
+    configs: list[RunConfig],
+    seeds: list[int],
+    workers: int,
+    out: str | Path | None,
+    progress: bool,
+) -> dict[tuple[str, str, int, str], dict[str, Any]]:
+    """Run every (config, seed) job (resuming from ``out`` if given) and return the records by key.
+
+    Raises:
+        RuntimeError: if any job failed (the others' records are kept in ``out``).
+    """
+    configs = list(dict.fromkeys(configs))
+    jobs = [Job(config, seed) for config in configs for seed in seeds]
+    records: dict[tuple[str, str, int, str], dict[str, Any]] = {}
+    if out is None:
+        validate_configs(configs)
+        failed = execute(jobs, workers, lambda r: records.__setitem__(record_key(r), r), progress, name)
+        errors = [f"{job.config.label()} on {job.config.env_id} seed {job.seed}: {error}" for job, error in failed]
+    else:
+        summary = run_into(out, jobs, workers, progress)
+        errors = [f"{f['agent']} on {f['env_id']} seed {f['seed']}: {f['error']}" for f in summary["failed"]]
+        wanted = {job.key for job in jobs}
+        records = {record_key(r): r for r in read_records(out) if record_key(r) in wanted}
+    if errors:
+        raise RuntimeError(f"{len(errors)} job(s) failed, e.g. {errors[0]}")
+    return records
+
+
 def run_claim(
     claim: Claim,
     steps: int | None = None,
@@ -135,19 +165,7 @@ def run_claim(
     steps = claim.steps if steps is None else steps
     seeds = list(claim.seeds) if seeds is None else seeds
     configs = [_with_steps(cell.config, steps) for cell in claim.cells]
-    jobs = [Job(config, seed) for config in configs for seed in seeds]
-    records: dict[tuple[str, str, int, str], dict[str, Any]] = {}
-    if out is None:
-        validate_configs(configs)
-        failed = execute(jobs, workers, lambda r: records.__setitem__(record_key(r), r), progress, claim.name)
-        errors = [f"{job.config.label()} on {job.config.env_id} seed {job.seed}: {error}" for job, error in failed]
-    else:
-        summary = run_into(out, jobs, workers, progress)
-        errors = [f"{f['agent']} on {f['env_id']} seed {f['seed']}: {f['error']}" for f in summary["failed"]]
-        wanted = {job.key for job in jobs}
-        records = {record_key(r): r for r in read_records(out) if record_key(r) in wanted}
-    if errors:
-        raise RuntimeError(f"{len(errors)} job(s) failed, e.g. {errors[0]}")
+    records = collect_records(claim.name, configs, seeds, workers, out, progress)
     cells = []
     for cell, config in zip(claim.cells, configs, strict=True):
         rates = [records[Job(config, seed).key]["cumulative_regret"] / steps for seed in seeds]

@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from agents.bench.claims import register_claim
-from agents.bench.config import RunConfig, format_seeds, validate_configs
+from agents.bench.claims import collect_records, register_claim
+from agents.bench.config import RunConfig, format_seeds
 from agents.bench.paper_tables import KIYOHARA2026_TABLE2, KIYOHARA2026_TABLE3
-from agents.bench.records import read_records, record_key
-from agents.bench.run import Job, execute, run_into
+from agents.bench.run import Job
 
 __all__ = ["PolicyValueTable", "value_at"]
 
@@ -94,20 +93,7 @@ class PolicyValueTable:
         steps = self.steps if steps is None else steps
         seeds = list(self.seeds) if seeds is None else seeds
         configs = self.configs(steps)
-        unique = list(dict.fromkeys(configs.values()))
-        jobs = [Job(config, seed) for config in unique for seed in seeds]
-        if out is None:
-            validate_configs(unique)
-            records: dict[Any, dict[str, Any]] = {}
-            failed = execute(jobs, workers, lambda r: records.__setitem__(record_key(r), r), progress, self.name)
-            errors = [f"{job.config.label()} seed {job.seed}: {error}" for job, error in failed]
-        else:
-            summary = run_into(out, jobs, workers, progress)
-            errors = [f"{f['agent']} seed {f['seed']}: {f['error']}" for f in summary["failed"]]
-            wanted = {job.key for job in jobs}
-            records = {record_key(r): r for r in read_records(out) if record_key(r) in wanted}
-        if errors:
-            raise RuntimeError(f"{len(errors)} job(s) failed, e.g. {errors[0]}")
+        records = collect_records(self.name, list(configs.values()), seeds, workers, out, progress)
         early = max(1, steps // 10)
         cells = []
         for (method, column), config in configs.items():
