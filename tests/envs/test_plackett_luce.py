@@ -190,3 +190,15 @@ def test_eq8_error_at_table5_setting(tau):
     # Summed over the whole catalog the approximate marginals exceed K (the exact ones sum to K).
     everything = _eq8_inclusion(logits, np.arange(1000), K, tau)
     assert K < everything.sum() < 1.3 * K
+
+
+@pytest.mark.parametrize("k", [1, 5, 16, 17, 40])
+def test_greedy_candidates_is_the_sorted_top_k_on_both_paths(k):
+    """k <= 16 takes argmax passes, larger k a partition: both are the exact sorted top-k."""
+    values = np.random.default_rng(k).standard_normal((7, 3, 50))
+    expected = np.argsort(-values, axis=-1, kind="stable")[..., :k]
+    np.testing.assert_array_equal(greedy_candidates(values, k), expected)
+    with_masked = values.copy()
+    with_masked[..., : 50 - k] = -np.inf  # only k finite entries per row: the picks must stay distinct
+    picks = greedy_candidates(with_masked, k)
+    assert all(len(set(row)) == k for row in picks.reshape(-1, k).tolist())
