@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,13 +31,14 @@ from twostage_gym.envs.esr_world import (
 __all__ = ["EarlyStageRankerEnv", "EarlyStageRankerVectorEnv"]
 
 
-class _WorldAPI:
+class _WorldAPI(ABC):
     """The public catalog and the oracle, shared by the single and the vector env."""
 
     config: EarlyStageRankerConfig
 
+    @abstractmethod
     def _shared_world(self) -> EarlyStageRankerWorld:
-        raise NotImplementedError
+        """The world the env plays in (the vector env's sub-envs share one)."""
 
     @property
     def world(self) -> EarlyStageRankerWorld:
