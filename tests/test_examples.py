@@ -18,7 +18,14 @@ def run_example(name: str, *args: str) -> dict:
 
 
 def test_every_example_is_tested():
-    tested = {"quickstart.py", "prop2_training_modes.py", "deadlock.py", "sb3_ppo.py", "independent_learners.py"}
+    tested = {
+        "quickstart.py",
+        "prop2_training_modes.py",
+        "deadlock.py",
+        "sb3_ppo.py",
+        "independent_learners.py",
+        "credit_assigned_pg.py",
+    }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -50,6 +57,16 @@ def test_sb3_ppo_example(capsys):
     assert set(results) == {"ppo", "random", "ucb+ucb"}
     assert results["ucb+ucb"] < results["random"]
     assert "regret per round" in capsys.readouterr().out
+
+
+def test_credit_assigned_pg_example(capsys):
+    pytest.importorskip("torch")
+    values = run_example("credit_assigned_pg.py", "--steps", "300")
+    for name in ("v-pg-swr", "ca-pg", "top1-pg"):
+        assert values["random ESR"] < values[name] < values["best ESR"]
+    # Kiyohara et al., Fig. 3 / Table 2 at K = 20: credit assignment learns faster early on.
+    assert values["ca-pg"] > values["v-pg-swr"] and values["top1-pg"] > values["v-pg-swr"]
+    assert "policy value" in capsys.readouterr().out
 
 
 def test_examples_run_as_scripts():
