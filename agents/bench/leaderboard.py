@@ -63,6 +63,8 @@ def _row(records: list[dict[str, Any]]) -> dict[str, Any]:
         "nominator_share": _share(float(np.mean([r["nominator_regret"] for r in records])), mean_regret),
         "ranker_share": _share(float(np.mean([r["ranker_regret"] for r in records])), mean_regret),
         "mean_wall_time_s": float(np.mean([r["wall_time_s"] for r in records])),
+        # Families that score a learned policy exactly (e.g. the early-stage ranker) record its value.
+        "policy_value": _mean_or_none([r.get("policy_value") for r in records]),
         "versions": sorted({r["version"] for r in records}),
         "curve": {
             "steps": curves[0]["steps"],
@@ -105,6 +107,10 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return result
 
 
+def _mean_or_none(values: list[float | None]) -> float | None:
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
 def _fmt_share(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
@@ -136,23 +142,30 @@ def render_markdown(tables: list[dict[str, Any]], plots: dict[str, str] | None =
         f"Records: `{source}`; package version(s): {', '.join(versions)}. "
         f"Regret is the cumulative expected regret over T rounds, mean over seeds with a 95% confidence "
         f"interval ({' / '.join(methods)}). The nominator and ranker shares are the stage regrets' "
-        f"fractions of the mean regret.",
+        f"fractions of the mean regret. For batched learners (the early-stage ranker) T counts gradient "
+        f"steps, regret sums over every user served, and the final policy value is the exact value of the "
+        f"learned deterministic policy.",
     ]
     for table in tables:
+        valued = any(row["policy_value"] is not None for row in table["rows"])
         lines += [
             "",
             f"## {_table_title(table)}",
             "",
             "| # | agent | seeds | regret (mean ± 95% CI) | regret / T | nominator share | ranker share "
-            "| wall time (s) |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|",
+            + ("| final policy value " if valued else "")
+            + "| wall time (s) |",
+            "|---:|---|---:|---:|---:|---:|---:|" + ("---:|" if valued else "") + "---:|",
         ]
         for rank, row in enumerate(table["rows"], 1):
             ci = "n/a" if row["ci95"] is None else f"{row['ci95']:.2f}"
+            value = "-" if row["policy_value"] is None else f"{row['policy_value']:.3f}"
             lines.append(
                 f"| {rank} | {_agent_label(row)} | {row['n_seeds']} | {row['mean_regret']:.2f} ± {ci} "
                 f"| {row['mean_regret_per_step']:.4f} | {_fmt_share(row['nominator_share'])} "
-                f"| {_fmt_share(row['ranker_share'])} | {row['mean_wall_time_s']:.3f} |"
+                f"| {_fmt_share(row['ranker_share'])} | "
+                + (f"{value} | " if valued else "")
+                + f"{row['mean_wall_time_s']:.3f} |"
             )
         if table["env_key"] in plots:
             lines += ["", f"![mean regret curves]({plots[table['env_key']]})"]

@@ -73,14 +73,20 @@ def _default_suite() -> Suite:
         for env_id in ("TwoStage/Nominators-Prop2A-v0", "TwoStage/Nominators-Prop2B-v0")
         for mode in ("own", "all")
     )
+    # Kiyohara et al. 2026 (Table 2, K = 20): the four ESR policy gradients, online regret and the
+    # exact value of the learned deterministic ESR after 500 gradient steps of 128 users.
+    esr = tuple(
+        RunConfig("TwoStage/EarlyStageRanker-v0", method, 500, {"n_candidates": 20})
+        for method in ("v-pg", "v-pg-swr", "ca-pg", "ca-pg-swr")
+    )
     return Suite(
         name="default",
         description=(
             "Nominators-v0 at rho = d/s in {2, 4}: 5 two-stage learners, random, oracle and single-stage ucb; "
             "ucb+ucb at N in {2, 5, 10, 20}; T=1000. Prop2A/B: ucb+ucb alpha=2, training-on-own vs -all, "
-            "T=5000. Seeds 0-9"
+            "T=5000. Seeds 0-9. EarlyStageRanker-v0 (K=20): the four ESR policy gradients, 500 steps, seeds 0-4"
         ),
-        groups=((fig3 + fig4, seeds), (prop2, seeds)),
+        groups=((fig3 + fig4, seeds), (prop2, seeds), (esr, tuple(range(5)))),
     )
 
 

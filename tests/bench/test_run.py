@@ -179,8 +179,8 @@ def test_parse_seeds() -> None:
 def test_default_suite_layout() -> None:
     jobs = SUITES["default"].jobs()
     # Fig. 3: 2 values of rho x (7 two-stage agents + single-stage ucb); Fig. 4: 3 values of N;
-    # Prop. 2: 2 envs x 2 training modes. Ten seeds each.
-    assert len(jobs) == (2 * 8 + 3 + 2 * 2) * 10
+    # Prop. 2: 2 envs x 2 training modes. Ten seeds each. Kiyohara et al.: 4 ESR methods, five seeds.
+    assert len(jobs) == (2 * 8 + 3 + 2 * 2) * 10 + 4 * 5
     assert len({job.key for job in jobs}) == len(jobs)
     assert {job.config.agent for job in jobs} >= {"ucb+ucb", "pg+pg", "random", "oracle", "ucb"}
 
