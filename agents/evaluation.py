@@ -94,15 +94,7 @@ def evaluate(
             next_checkpoint += 1
             if progress:
                 print(f"[{agent.name}] step {t}/{steps}: cumulative regret {totals[1]:.3f}", flush=True)
-    return {
-        "cumulative_reward": float(totals[0]),
-        "cumulative_regret": float(totals[1]),
-        "nominator_regret": float(totals[2]),
-        "ranker_regret": float(totals[3]),
-        "steps": int(steps),
-        "wall_time_s": time.perf_counter() - start,
-        "curve": curve,
-    }
+    return _record(totals, steps, start, curve)
 
 
 def evaluate_batched(
@@ -196,6 +188,16 @@ def evaluate_batched(
         vec_env.close()
     final_value = curve["policy_value"][-1] if curve["steps"] and curve["steps"][-1] == t else policy_value()
     return {
+        **_record(totals, steps, start, curve),
+        "users_served": int(users),
+        "overflow_step": agent.overflow_step,
+        "policy_value": final_value,
+    }
+
+
+def _record(totals: np.ndarray, steps: int, start: float, curve: dict[str, list]) -> dict[str, Any]:
+    """The keys of :data:`RECORD_KEYS` from the running totals (reward, regret, nominator, ranker regret)."""
+    return {
         "cumulative_reward": float(totals[0]),
         "cumulative_regret": float(totals[1]),
         "nominator_regret": float(totals[2]),
@@ -203,7 +205,4 @@ def evaluate_batched(
         "steps": int(steps),
         "wall_time_s": time.perf_counter() - start,
         "curve": curve,
-        "users_served": int(users),
-        "overflow_step": agent.overflow_step,
-        "policy_value": final_value,
     }
