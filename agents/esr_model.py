@@ -10,8 +10,11 @@ embeddings, q_m(x, a) = <mu_m(x), nu_m(a)>:
   represent the optimal ranking of every user exactly.
 * item tower nu_m(a) = V_m[a], a learned embedding table, as in the paper's code.
 
-The M experts' parameters are stacked as ``(M, ...)`` tensors and scored with batched matrix
-products, so there is no Python loop over experts. Initialisation: item embeddings
+The M experts' parameters are stacked as ``(M, ...)`` tensors, so there is no Python loop over
+experts. The logits are scored as [x, 1] P with P_m = [W_m; b_m] V_m^T, the ``(d + 1, |A|)``
+user-to-item map of each expert: one matrix product over the catalog for all experts in the
+forward pass and one in the backward pass (:class:`_TwoTowerLogits`), where the two-tower
+order (embed the users, then multiply by V) needs one forward and two backward products. Initialisation: item embeddings
 N(0, init_std^2) (the paper's code uses torch's ``nn.Embedding`` default N(0, 1)); user weights
 N(0, 1/d), bias 0; all drawn from the ``torch.Generator`` passed in.
 """
@@ -58,11 +61,34 @@ class TwoTowerESR(nn.Module):
         self.item_embedding = nn.Parameter(items)
 
     def forward(self, users: torch.Tensor) -> torch.Tensor:
-        """Logits q_m(x, a) for user features ``(B, d)``: ``(B, M, |A|)``.
+        """Logits q_m(x, a) for user features ``(B, d)``: ``(B, M, |A|)``, contiguous."""
+        ones = torch.ones((users.shape[0], 1), dtype=users.dtype, device=users.device)
+        weight = torch.cat([self.user_weight, self.user_bias], dim=1)  # (M, d + 1, h)
+        return _TwoTowerLogits.apply(torch.cat([users, ones], dim=1), weight, self.item_embedding)
 
-        A transposed view of the ``(M, B, |A|)`` product: elementwise ops keep that memory
-        order and run as fast as on a contiguous tensor, so no copy is made.
-        """
-        mu = torch.baddbmm(self.user_bias, users.expand(self.n_experts, -1, -1), self.user_weight)  # (M, B, h)
-        logits = torch.bmm(mu, self.item_embedding.transpose(1, 2))  # (M, B, |A|)
-        return logits.transpose(0, 1)
+
+class _TwoTowerLogits(torch.autograd.Function):
+    """logits[b, m, a] = users[b] @ weight[m] @ items[m, a]: ``(B, M, A)``.
+
+    Inputs: users ``(B, k)``, weight ``(M, k, h)``, items ``(M, A, h)``.
+
+    Forward: P = weight @ items^T ``(M, k, A)``, then one ``(B, k) @ (k, M A)`` product. Backward:
+    gP = users^T @ g, one ``(k, B) @ (B, M A)`` product, then the small products
+    gP @ items and gP^T @ weight. No gradient flows to ``users`` (the observations).
+    ``tests/agents/test_esr_scores.py`` checks value and gradients against plain autograd.
+    """
+
+    @staticmethod
+    def forward(ctx, users: torch.Tensor, weight: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        M, k, _ = weight.shape
+        P = torch.bmm(weight, items.transpose(1, 2))  # (M, k, A)
+        ctx.save_for_backward(users, weight, items)
+        return (users @ P.transpose(0, 1).reshape(k, -1)).view(users.shape[0], M, -1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: torch.Tensor):
+        users, weight, items = ctx.saved_tensors
+        M, k, _ = weight.shape
+        gP = (users.T @ g.reshape(g.shape[0], -1)).view(k, M, -1).transpose(0, 1)  # (M, k, A)
+        return None, torch.bmm(gP, items), torch.bmm(gP.transpose(1, 2), weight)

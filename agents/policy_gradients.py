@@ -37,6 +37,8 @@ import math
 
 import torch
 
+from twostage_gym.core.plackett_luce import greedy_without
+
 __all__ = [
     "ca_log_marginal",
     "ca_log_marginal_swr",
@@ -47,6 +49,9 @@ __all__ = [
 ]
 
 _LOG2 = math.log(2.0)
+_LOW_MASS = 1e-20
+"""A kept mass below this (relative to the row's largest logit) is recomputed with a closer shift:
+float32 exps of the kept items then keep their full precision."""
 
 
 class _LogSumExpGather(torch.autograd.Function):
@@ -62,11 +67,22 @@ class _LogSumExpGather(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z: torch.Tensor, index: torch.Tensor, exclude: torch.Tensor | None):
-        kept = z if exclude is None else z.scatter(-1, exclude, -math.inf)
-        top = kept.amax(dim=-1, keepdim=True)
-        top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # a row with nothing kept
-        e = torch.exp(kept - top)
+        # Shift by the row's maximum over all items and zero the excluded ones after the exp: one
+        # pass and no copy of z. If the excluded items held all but a sliver of the mass, what is
+        # left may underflow; those rows are redone shifted by the maximum of the kept items.
+        top = z.amax(dim=-1, keepdim=True)
+        e = torch.sub(z, top).exp_()
+        if exclude is not None:
+            e.scatter_(-1, exclude, 0.0)
         total = e.sum(dim=-1, keepdim=True)
+        low = total < _LOW_MASS
+        if exclude is not None and bool(low.any()):
+            kept = z.scatter(-1, exclude, -math.inf)
+            top_kept = kept.amax(dim=-1, keepdim=True)
+            top_kept = torch.where(torch.isfinite(top_kept), top_kept, torch.zeros_like(top_kept))
+            top = torch.where(low, top_kept, top)
+            e = torch.where(low, torch.exp(kept - top), e)
+            total = e.sum(dim=-1, keepdim=True)
         ctx.save_for_backward(e, total, index)
         return (torch.log(total) + top).squeeze(-1), z.gather(-1, index)
 
@@ -114,8 +130,49 @@ def _per_position(values: torch.Tensor, assignment: torch.Tensor) -> torch.Tenso
 
 
 def _suffix_logsumexp(x: torch.Tensor) -> torch.Tensor:
-    """``out[..., j] = logsumexp(x[..., j:])``."""
-    return torch.logcumsumexp(x.flip(-1), dim=-1).flip(-1)
+    """``out[..., j] = logsumexp(x[..., j:])``, by :class:`_SuffixLogSumExp`."""
+    return x if x.shape[-1] == 0 else _SuffixLogSumExp.apply(x)
+
+
+class _SuffixLogSumExp(torch.autograd.Function):
+    """y_j = log sum_{i >= j} exp x_i along the last axis, for the short rows of the scores.
+
+    ``torch.logcumsumexp`` costs about 30 ns an element forward and several times that in its
+    backward on CPU, which made it a large share of a gradient step with experts. Here the
+    forward is a cumulative sum of exp(x - c), c the row maximum, in float64, and the backward is
+    dx_i = exp(x_i - c) sum_{j <= i} g_j exp(c - y_j). Both are exact while every suffix keeps a
+    mass above 1e-280 relative to the row maximum (exponents then stay within float64 range);
+    rows beyond that (logit gaps of over 600) fall back to ``torch.logcumsumexp`` and autograd.
+    ``tests/agents/test_esr_scores.py`` checks both paths against ``torch.logcumsumexp``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        xd = x.double()
+        c = xd.amax(dim=-1, keepdim=True)
+        c = torch.where(torch.isfinite(c), c, torch.zeros_like(c))
+        e = torch.exp(xd - c)
+        suffix = e.flip(-1).cumsum(-1).flip(-1)
+        ctx.fallback = bool((suffix < 1e-280).any())
+        if ctx.fallback:
+            ctx.save_for_backward(x)
+            with torch.enable_grad():
+                return torch.logcumsumexp(x.flip(-1), dim=-1).flip(-1).detach()
+        y = torch.log(suffix) + c
+        ctx.save_for_backward(e, c, y)
+        return y.to(x.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: torch.Tensor):
+        if ctx.fallback:
+            (x,) = ctx.saved_tensors
+            with torch.enable_grad():
+                x = x.detach().requires_grad_()
+                y = torch.logcumsumexp(x.flip(-1), dim=-1).flip(-1)
+                return torch.autograd.grad(y, x, g)[0]
+        e, c, y = ctx.saved_tensors
+        return (e * torch.cumsum(g.double() * torch.exp(c - y), dim=-1)).to(g.dtype)
 
 
 def _expand_experts(index: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -179,35 +236,17 @@ def greedy_prefix_without(
 ) -> torch.Tensor:
     """A-bar^{K-1} of Eq. 8 for every target: the greedy ranking's first K-1 items once the target is removed.
 
-    Matches ``greedy_candidates`` of :mod:`twostage_gym.core.plackett_luce` on logits with the
-    target set to -inf. One model: the top-K list with the target cut out (a shift of one slot
-    after it). Experts: position by position, expert m(k) takes its best item not yet taken, on a
-    copy of the logits where taken items and the target are -inf (one ``argmax`` per position,
-    vectorised over the batch and the targets; ``topk`` costs several times more on CPU).
+    The core function :func:`~twostage_gym.core.plackett_luce.greedy_without`, run in numpy on
+    the detached logits: it needs no gradient, and numpy's float32 ``argmax`` passes are several
+    times faster than torch's ``argmax`` or ``topk`` on CPU.
 
     Returns:
-        int64 ``(B, L, K-1)``, computed without gradient.
+        int64 ``(B, L, K-1)``.
     """
-    K = n_candidates
-    B, L = target.shape
-    with torch.no_grad():
-        if assignment is None:
-            top = logits.topk(K, dim=-1).indices  # (B, K), best first
-            hit = top[:, None, :] == target[:, :, None]  # (B, L, K)
-            # Position of the target in the top-K list (K if absent); later slots shift by one.
-            pos = torch.where(hit.any(-1), hit.to(torch.int8).argmax(-1), K)
-            j = torch.arange(K - 1, device=logits.device)
-            slot = j + (j >= pos[..., None])
-            return top[:, None, :].expand(-1, L, -1).gather(-1, slot)
-        M = logits.shape[-2]
-        free = logits[:, None].expand(B, L, *logits.shape[1:]).clone()  # (B, L, M, A)
-        free.scatter_(-1, target[:, :, None, None].expand(B, L, M, 1), -math.inf)
-        prefix = torch.empty((B, L, K - 1), dtype=torch.int64, device=logits.device)
-        for k, m in enumerate(assignment[: K - 1].tolist()):
-            pick = free[:, :, m].argmax(-1)  # (B, L): expert m(k)'s best item still free
-            prefix[:, :, k] = pick
-            free.scatter_(-1, pick[:, :, None, None].expand(B, L, M, 1), -math.inf)
-        return prefix
+    asg = None if assignment is None else assignment.cpu().numpy()
+    z = logits.detach().cpu().numpy()
+    prefix = greedy_without(z, target.cpu().numpy(), n_candidates - 1, asg)
+    return torch.as_tensor(prefix, device=logits.device)
 
 
 def ca_log_marginal(

@@ -9,9 +9,12 @@ from scipy.stats import chisquare
 from twostage_gym.core.plackett_luce import (
     ca_log_marginal,
     ca_log_marginal_swr,
+    candidate_noise,
+    candidates_from_noise,
     enumerate_rankings,
     expert_assignment,
     greedy_candidates,
+    greedy_without,
     gumbel_noise,
     gumbel_topk,
     logsumexp,
@@ -63,14 +66,52 @@ def test_gumbel_topk_frequencies_match_exact_pl(n_candidates, n_experts, tau):
 
 
 @pytest.mark.parametrize("n_experts", [1, 3])
-def test_gumbel_topk_is_greedy_on_perturbed_logits(n_experts):
+def test_gumbel_topk_is_candidates_from_noise(n_experts):
     """The identity the environments use to draw each sub-env's noise from its own stream."""
     logits = _logits(n_experts).astype(np.float32)
     batch = np.broadcast_to(logits, (50, *logits.shape))
     assignment = None if n_experts == 1 else expert_assignment(3, n_experts)
     a = gumbel_topk(batch, 3, np.random.default_rng(5), 0.7, assignment)
-    b = greedy_candidates(batch / 0.7 + gumbel_noise(batch.shape, np.random.default_rng(5)), 3, assignment)
-    np.testing.assert_array_equal(a, b)
+    noise = candidate_noise(np.random.default_rng(5), batch.shape, 3, assignment)
+    np.testing.assert_array_equal(a, candidates_from_noise(batch, noise, 3, 0.7, assignment))
+    if n_experts == 1:  # the Gumbel top-K: greedy on the perturbed logits
+        b = greedy_candidates(batch / 0.7 + gumbel_noise(batch.shape, np.random.default_rng(5)), 3)
+        np.testing.assert_array_equal(a, b)
+
+
+def _chi_square_pvalue(samples: np.ndarray, logits: np.ndarray, tau: float, assignment: np.ndarray) -> float:
+    """Chi-square of the sampled ordered K-tuples against their exact PL probabilities (cells with >= 5 expected)."""
+    n_items, K = logits.shape[-1], samples.shape[1]
+    rankings = enumerate_rankings(n_items, K)
+    probs = _exact_probs(logits, rankings, tau, assignment)
+    code = samples @ (n_items ** np.arange(K)[::-1])
+    cells = rankings @ (n_items ** np.arange(K)[::-1])
+    counts = np.bincount(np.searchsorted(cells, code), minlength=len(rankings))
+    assert (cells[np.searchsorted(cells, code)] == code).all()
+    expected = probs * len(samples)
+    big = expected >= 5
+    observed = np.append(counts[big], counts[~big].sum())
+    expected = np.append(expected[big], expected[~big].sum())
+    keep = expected > 0
+    return chisquare(observed[keep], expected[keep] * observed[keep].sum() / expected[keep].sum()).pvalue
+
+
+def test_expert_sampling_is_exact_over_many_blocks():
+    """|A| = 40 puts the catalog in 6 blocks of 7 (two padding slots): all 1560 ordered pairs."""
+    logits = np.random.default_rng(3).normal(0.0, 0.7, (2, 40))
+    assignment = expert_assignment(2, 2)
+    samples = gumbel_topk(np.broadcast_to(logits, (400_000, 2, 40)), 2, np.random.default_rng(4), 1.0, assignment)
+    assert _chi_square_pvalue(samples, logits, 1.0, assignment) > 1e-3
+
+
+def test_expert_sampling_is_exact_when_taken_items_hold_the_mass():
+    """Identical experts with two items 100 logits above the rest: later positions draw from a remaining
+    mass of about e^-99 of the total, beyond float32 range, which the exact float64 redraw handles."""
+    logits = np.tile([100.0, 99.5, 0.0, 0.5, 1.0, -0.5], (3, 1))
+    assignment = expert_assignment(3, 3)
+    samples = gumbel_topk(np.broadcast_to(logits, (100_000, 3, 6)), 3, np.random.default_rng(6), 1.0, assignment)
+    assert set(map(tuple, np.sort(samples[:, :2], axis=1))) == {(0, 1)}  # the two big items come first
+    assert _chi_square_pvalue(samples, logits, 1.0, assignment) > 1e-3
 
 
 @pytest.mark.parametrize(("n_candidates", "n_experts"), [(3, 1), (3, 2), (2, 2)])
@@ -202,3 +243,31 @@ def test_greedy_candidates_is_the_sorted_top_k_on_both_paths(k):
     with_masked[..., : 50 - k] = -np.inf  # only k finite entries per row: the picks must stay distinct
     picks = greedy_candidates(with_masked, k)
     assert all(len(set(row)) == k for row in picks.reshape(-1, k).tolist())
+
+
+@pytest.mark.parametrize(("n_candidates", "n_experts"), [(1, 1), (4, 1), (12, 1), (4, 2), (6, 3), (12, 4)])
+def test_greedy_without_is_greedy_on_masked_logits(n_candidates, n_experts):
+    rng = np.random.default_rng(n_candidates * 10 + n_experts)
+    shape = (5, 12) if n_experts == 1 else (5, n_experts, 12)
+    logits = rng.normal(size=shape).astype(np.float32)
+    assignment = None if n_experts == 1 else expert_assignment(n_candidates, n_experts)
+    target = np.stack([rng.permutation(12)[:3] for _ in range(5)])
+    target[:, 0] = np.argmax(logits.reshape(5, -1, 12)[:, 0], axis=-1)  # the best item: inside every prefix
+    got = greedy_without(logits, target, n_candidates - 1, assignment)
+    assert got.shape == (5, 3, n_candidates - 1)
+    for row in range(5):
+        for j, t in enumerate(target[row]):
+            masked = logits[row].copy()
+            masked[..., t] = -np.inf
+            np.testing.assert_array_equal(got[row, j], greedy_candidates(masked, n_candidates - 1, assignment))
+
+
+def test_eq8_error_grows_with_k_at_tau_1():
+    """Table 5's tau = 1 row grows with K (2.3e-3, 9.2e-3, 2.7e-2, 5.7e-2 at K = 10, 20, 50, 100); so does ours."""
+    logits = np.random.default_rng(0).standard_normal(1000)
+    errors = []
+    for K in (5, 10, 20):
+        top = np.argsort(-logits)[:K]
+        exact = _gumbel_inclusion(logits, top, K)
+        errors.append(np.abs(_eq8_inclusion(logits, top, K, 1.0) - exact).sum() / exact.sum())
+    assert errors[0] < errors[1] < errors[2], errors

@@ -22,13 +22,17 @@ import numpy as np
 __all__ = [
     "ca_log_marginal",
     "ca_log_marginal_swr",
+    "candidate_noise",
+    "candidates_from_noise",
     "enumerate_rankings",
     "expert_assignment",
     "greedy_candidates",
+    "greedy_without",
     "gumbel_noise",
     "gumbel_topk",
     "log1mexp",
     "logsumexp",
+    "noise_buffer",
     "pl_log_prob",
     "pl_log_prob_swr",
     "position_weights",
@@ -86,45 +90,211 @@ def gumbel_topk(
     temperature: float = 1.0,
     assignment: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Sample an ordered candidate set by the Gumbel top-K trick (App. D.3).
+    """Sample an ordered candidate set from the Plackett-Luce ESR (App. D.3).
 
-    Case 1 (``assignment is None``, ``logits`` ``(..., A)``): one Gumbel per item and one
-    ``argpartition``, O(|A|) per row; the K winners are then sorted (O(K log K)).
-    Case 2 (``logits`` ``(..., M, A)``): position k takes the best remaining item of expert
-    m(k) under that expert's perturbed logits. Each expert gets its own Gumbel vector: with one
-    vector shared by all experts (App. D.3 as written) the picks of later experts are biased by
-    the noise that decided earlier picks, and the sample frequencies depart from the sequential
-    Plackett-Luce probabilities (a chi-square test rejects them at |A| = 6, K = 3); with a vector
-    per expert the Gumbel top-k property holds for each expert given the items already taken,
-    so the sample is exact. Each expert's own top-K is found with one ``argpartition`` over all
-    experts; the K sequential picks then run on those short lists, never on the catalog.
+    Case 1 (``assignment is None``, ``logits`` ``(..., A)``): the Gumbel top-K trick, one
+    Gumbel per item and a top-K selection, O(|A|) per row.
+    Case 2 (``logits`` ``(..., M, A)``): position k takes an item of expert m(k) from the items
+    not yet taken, by inverse-CDF sampling (:func:`candidates_from_noise` describes it).
+    One Gumbel vector shared by the experts (App. D.3 as written) is not exact: the picks of
+    later experts are biased by the noise that decided earlier picks, and the sample
+    frequencies depart from the sequential Plackett-Luce probabilities (a chi-square test
+    rejects them at |A| = 6, K = 3). A Gumbel vector per expert is exact but draws M |A|
+    random numbers per row; the inverse-CDF walk draws K and costs one pass over the M |A|
+    logits, so M experts cost about what one does.
 
-    The noise is float32 (-log of a float32 exponential draw, about four times faster than
-    numpy's float64 Gumbel sampler), so sampling probabilities are exact to about 1e-7.
+    This is :func:`candidates_from_noise` applied to :func:`candidate_noise` drawn from ``rng``.
 
     Returns:
         int64 ``(..., K)``: item ids in sampled order (distinct within a row).
     """
-    A = logits.shape[-1]
-    if not 1 <= n_candidates <= A:
-        raise ValueError(f"n_candidates (K={n_candidates}) must be in [1, {A}]")
+    if not 1 <= n_candidates <= logits.shape[-1]:
+        raise ValueError(f"n_candidates (K={n_candidates}) must be in [1, {logits.shape[-1]}]")
+    noise = candidate_noise(rng, logits.shape, n_candidates, assignment)
+    return candidates_from_noise(logits, noise, n_candidates, temperature, assignment)
+
+
+def candidate_noise(
+    rng: np.random.Generator,
+    logits_shape: tuple[int, ...],
+    n_candidates: int,
+    assignment: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The random numbers :func:`candidates_from_noise` turns into a candidate set.
+
+    One model: a float32 standard exponential per item, ``logits_shape``. Experts: float64
+    uniforms on [0, 1), ``(*logits_shape[:-2], K, 4)``: four per position. ``out`` (of that shape and dtype)
+    is filled in place, which lets a vector env draw each sub-env's row from its own stream.
+    """
+    if out is None:
+        out = noise_buffer(logits_shape, n_candidates, assignment)
     if assignment is None:
-        perturbed = logits / temperature + gumbel_noise(logits.shape, rng)
-        return _top_sorted(perturbed, n_candidates)
-    batch = logits.shape[:-2]
-    perturbed = logits / temperature + gumbel_noise(logits.shape, rng)  # (..., M, A), a vector per expert
-    shortlist = _top_sorted(perturbed, n_candidates)  # (..., M, K): each expert's best K, best first
-    flat = shortlist.reshape(-1, shortlist.shape[-2], n_candidates)
-    rows = np.arange(flat.shape[0])
-    out = np.empty((flat.shape[0], n_candidates), dtype=np.int64)
-    # taken[r, m, j]: expert m's j-th choice in row r is already in the candidate set.
-    taken = np.zeros(flat.shape, dtype=bool)
-    for k, m in enumerate(assignment):
-        j = np.argmax(~taken[:, m], axis=1)  # the expert's best item not taken yet
-        pick = flat[rows, m, j]
-        out[:, k] = pick
-        taken |= flat == pick[:, None, None]
-    return out.reshape(*batch, n_candidates)
+        return rng.standard_exponential(dtype=np.float32, out=out)
+    return rng.random(out=out)
+
+
+def noise_buffer(logits_shape: tuple[int, ...], n_candidates: int, assignment: np.ndarray | None = None) -> np.ndarray:
+    """An uninitialised array of the shape and dtype :func:`candidate_noise` fills."""
+    if assignment is None:
+        return np.empty(logits_shape, dtype=np.float32)
+    return np.empty((*logits_shape[:-2], n_candidates, _TRIES + 1))
+
+
+def candidates_from_noise(
+    logits: np.ndarray,
+    noise: np.ndarray,
+    n_candidates: int,
+    temperature: float = 1.0,
+    assignment: np.ndarray | None = None,
+) -> np.ndarray:
+    """The candidate sets that :func:`candidate_noise`'s ``noise`` selects; ``(..., K)`` int64.
+
+    One model: the Gumbel top-K, the K largest of logits / tau - log E. ``noise`` (float32) is
+    overwritten with the perturbed logits. The noise is float32 (-log of a float32 exponential
+    draw, about four times faster than numpy's float64 Gumbel sampler), so sampling
+    probabilities are exact to about 1e-7.
+
+    Experts: positions in turn, position k drawing from softmax(logits_{m(k)} / tau) over the
+    items not yet taken by inverting its CDF at the uniform ``noise[..., k]``. The catalog is cut
+    into about sqrt(|A|) blocks; one pass over the M |A| logits gives each expert's log-mass per
+    block, each position then picks a block and an item inside it, and the picked block is
+    recomputed for every expert with the item removed. Masses are sums of positive terms, each
+    block scaled by its own maximum, so the probabilities stay exact (to float32 rounding of
+    the logits) however the mass is spread, also when the items taken hold nearly all of it.
+    """
+    if assignment is None:
+        np.maximum(noise, np.finfo(np.float32).tiny, out=noise)
+        np.log(noise, out=noise)
+        np.negative(noise, out=noise)
+        noise += logits if temperature == 1.0 else logits / temperature  # x / 1.0 is x exactly
+        return _top_sorted(noise, n_candidates)
+    return _sequential_sample(logits, noise, n_candidates, temperature, np.asarray(assignment))
+
+
+_TRIES = 1
+"""Tries per position from the whole distribution before the exact draw from the remaining items."""
+_TINY_MASS = 1e-25
+"""Below this remaining mass (relative to the expert's largest weight, 1), float32 underflow
+could matter: the position is drawn again in float64 from the logits."""
+
+
+def _sequential_sample(
+    logits: np.ndarray, uniforms: np.ndarray, K: int, temperature: float, assignment: np.ndarray
+) -> np.ndarray:
+    """Case 2 of :func:`candidates_from_noise`: inverse-CDF sampling, positions in turn.
+
+    One pass over the catalog gives w = exp(z - max_a z) per expert (float32) and its sums over
+    about sqrt(|A|) blocks (:class:`_BlockMass`). Position k (expert m) makes up to T = ``_TRIES``
+    tries from expert m's whole distribution, at the uniforms ``u[k, :T]``, and keeps the first
+    item not already taken; if all T are taken, it draws at ``u[k, T]`` from the items not taken
+    (the blocks holding taken items re-summed without them). Together these draw from the
+    remaining items with the right probabilities: with q the taken mass, an item a not taken
+    comes out with p(a) (1 + q + ... + q^(T-1)) + q^T p(a) / (1 - q) = p(a) / (1 - q). The tries do
+    not depend on earlier picks, so all positions' tries are one vectorised draw; the walk over
+    positions only checks them against the picks and redraws the rows whose tries were all taken.
+    """
+    batch, (M, A) = logits.shape[:-2], logits.shape[-2:]
+    size = max(1, int(np.ceil(np.sqrt(A))))  # items per block
+    nb = -(-A // size)  # blocks
+    R = int(np.prod(batch, dtype=np.int64))
+    z = np.asarray(logits, dtype=np.float32).reshape(R, M, A)
+    z = z if temperature == 1.0 else z / np.float32(temperature)
+    w = np.empty((R, M, size * nb), dtype=np.float32)
+    w[..., A:] = 0.0
+    np.subtract(z, z.max(axis=-1, keepdims=True), out=w[..., :A])
+    np.exp(w[..., :A], out=w[..., :A])
+    mass = _BlockMass(w.reshape(R, M, size, nb), A)
+    u = np.asarray(uniforms, dtype=np.float64).reshape(R, K, _TRIES + 1)
+    shape = (R, K, _TRIES)
+    rows = np.broadcast_to(np.arange(R)[:, None, None], shape)
+    tries = mass.draw(rows, np.broadcast_to(assignment[:, None], shape), u[..., :_TRIES])  # (R, K, T)
+    out = np.empty((R, K), dtype=np.int64)
+    for k, m in enumerate(assignment.tolist()):
+        free = ~(tries[:, k, :, None] == out[:, None, :k]).any(axis=-1) & (tries[:, k] >= 0)  # (R, T)
+        out[:, k] = tries[rows[:, 0, 0], k, np.argmax(free, axis=-1)]  # the first try not taken
+        left = np.flatnonzero(~free.any(axis=-1))
+        if left.size:
+            out[left, k] = mass.draw(left, np.full(left.size, m), u[left, k, _TRIES], out[left, :k], z)
+    return out.reshape(*batch, K)
+
+
+class _BlockMass:
+    """Inverse-CDF draws from per-expert weights ``w`` ``(R, M, size, nb)``; item a is in block a mod nb.
+
+    Interleaved blocks keep every reduction over the catalog on the contiguous axis. Block sums
+    and prefix sums are float32 matrix products (one BLAS pass over the catalog; products with
+    triangular ones matrices instead of short ``cumsum`` calls, which are several times slower),
+    so draws are exact to float32 rounding, about 1e-7, as on the Gumbel path.
+    """
+
+    def __init__(self, w: np.ndarray, n_items: int) -> None:
+        size, nb = w.shape[-2:]
+        self.w, self.n_items = w, n_items
+        self.S = np.ones(size, dtype=np.float32) @ w  # (R, M, nb)
+        self.tri_blocks = np.triu(np.ones((nb, nb), dtype=np.float32))
+        self.tri_items = np.triu(np.ones((size, size), dtype=np.float32))
+
+    def draw(
+        self,
+        rows: np.ndarray,
+        experts: np.ndarray,
+        u: np.ndarray,
+        taken: np.ndarray | None = None,
+        z: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Items at the uniforms ``u`` (``rows``, ``experts``, ``u`` of one shape): a block, then an item in it.
+
+        Without ``taken``, from the whole distribution; a try whose target rounding put past the
+        last item with mass comes back as a taken item would, -1, and is redrawn. With ``taken``
+        ``(r, k)`` (1-D ``rows``), from the items not taken; where the mass left is tiny, or
+        rounding missed, the draw is redone in float64 from the logits ``z`` ``(R, M, A)``.
+        """
+        w, size, nb = self.w, *self.w.shape[-2:]
+        S = self.S[rows, experts]  # (..., nb)
+        if taken is not None:
+            S, drop = self._without(rows, experts, taken, S)
+        cdf = S @ self.tri_blocks
+        target = u * cdf[..., -1]
+        b = np.minimum(np.count_nonzero(cdf <= target[..., None], axis=-1), nb - 1)
+        before = np.take_along_axis(cdf - S, b[..., None], axis=-1)[..., 0]
+        inner_w = w[rows, experts, :, b]  # (..., size)
+        if taken is not None:
+            hit = drop[0] == b[:, None]  # taken items in the chosen block: zero weight
+            inner_w[np.nonzero(hit)[0], drop[1][hit]] = 0.0
+        inner = inner_w @ self.tri_items
+        j = np.count_nonzero(inner <= (target - before)[..., None], axis=-1)
+        item = j * nb + b
+        missed = (j >= size) | (item >= self.n_items)
+        if taken is None:
+            return np.where(missed, -1, item)
+        redo = np.flatnonzero(missed | (cdf[:, -1] < _TINY_MASS) | (item[:, None] == taken).any(axis=-1))
+        if redo.size:
+            item[redo] = _exact_draw(z[rows[redo], experts[redo]], taken[redo], u[redo])
+        return item
+
+    def _without(
+        self, rows: np.ndarray, experts: np.ndarray, taken: np.ndarray, S: np.ndarray
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """Block sums ``S`` ``(r, nb)`` with the ``taken`` ``(r, k)`` items removed (their blocks re-summed)."""
+        nb = self.w.shape[-1]
+        slot, block = np.divmod(taken, nb)
+        blocks = self.w[rows[:, None], experts[:, None], :, block]  # (r, k, size), a copy
+        i, j, other = np.nonzero(block[:, :, None] == block[:, None, :])  # taken item `other` is in block j
+        blocks[i, j, slot[i, other]] = 0.0
+        S = S.copy()
+        np.put_along_axis(S, block, blocks.sum(axis=-1), axis=-1)
+        return S, (block, slot)
+
+
+def _exact_draw(z: np.ndarray, taken: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw in float64 from softmax(z) ``(r, A)`` over the items not in ``taken``."""
+    z = z.astype(np.float64)
+    np.put_along_axis(z, taken, -np.inf, axis=-1)
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    c = np.cumsum(p, axis=-1)
+    idx = np.count_nonzero(c <= (u * c[:, -1])[:, None], axis=-1)
+    return np.minimum(idx, z.shape[-1] - 1 - np.argmax(p[:, ::-1] > 0, axis=-1))
 
 
 def gumbel_noise(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -158,17 +328,48 @@ def greedy_candidates(logits: np.ndarray, n_candidates: int, assignment: np.ndar
     """The deterministic ESR: each position takes its expert's highest-logit remaining item."""
     if assignment is None:
         return _top_sorted(logits, n_candidates)
-    shortlist = _top_sorted(logits, n_candidates)
-    batch = logits.shape[:-2]
-    flat = shortlist.reshape(-1, shortlist.shape[-2], n_candidates)
-    rows = np.arange(flat.shape[0])
-    out = np.empty((flat.shape[0], n_candidates), dtype=np.int64)
-    taken = np.zeros(flat.shape, dtype=bool)
-    for k, m in enumerate(assignment):
-        pick = flat[rows, m, np.argmax(~taken[:, m], axis=1)]
+    shortlist = _top_sorted(logits, n_candidates)  # no expert needs to look deeper than its top K
+    flat = shortlist.reshape(-1, *shortlist.shape[-2:])
+    out = _greedy_walk(flat, np.zeros(flat.shape, dtype=bool), assignment, n_candidates)
+    return out.reshape(*logits.shape[:-2], n_candidates)
+
+
+def greedy_without(
+    logits: np.ndarray, target: np.ndarray, n_positions: int, assignment: np.ndarray | None = None
+) -> np.ndarray:
+    """The greedy ranking's first ``n_positions`` items once ``target`` is removed, for each target.
+
+    This is A-bar of Eq. 8 (App. D.1). ``logits`` ``(..., A)`` or ``(..., M, A)``, ``target``
+    ``(..., L)``; returns ``(..., L, n_positions)``, equal to :func:`greedy_candidates` on the
+    logits with the target set to -inf. Each expert's top ``n_positions + 1`` items suffice (at
+    position k at most k - 1 picks and the target are gone), so after one top-k selection over
+    the catalog the walk runs on those short lists. With one model the target's slot is cut out
+    of the top list, without a walk.
+    """
+    J, A = n_positions, logits.shape[-1]
+    target = np.asarray(target)
+    top = _top_sorted(logits, min(J + 1, A))  # (..., D) or (..., M, D)
+    if assignment is None:
+        hit = top[..., None, :] == target[..., :, None]  # (..., L, D)
+        pos = np.where(hit.any(axis=-1), np.argmax(hit, axis=-1), J)  # the target's slot (J if absent)
+        j = np.arange(J)
+        slot = j + (j >= pos[..., None])  # slots after the target shift by one
+        return np.take_along_axis(np.broadcast_to(top[..., None, :], (*hit.shape[:-1], top.shape[-1])), slot, -1)
+    L = target.shape[-1]
+    short = np.broadcast_to(top[..., None, :, :], (*target.shape, *top.shape[-2:])).reshape(-1, *top.shape[-2:])
+    gone = short == target.reshape(-1)[:, None, None]
+    return _greedy_walk(short, gone, assignment, J).reshape(*target.shape[:-1], L, J)
+
+
+def _greedy_walk(shortlist: np.ndarray, taken: np.ndarray, assignment: np.ndarray, n: int) -> np.ndarray:
+    """Positions 1..n in turn: expert m(k) takes its first shortlisted item not taken. ``(R, M, D)`` -> ``(R, n)``."""
+    rows = np.arange(shortlist.shape[0])
+    out = np.empty((shortlist.shape[0], n), dtype=np.int64)
+    for k, m in enumerate(np.asarray(assignment)[:n].tolist()):
+        pick = shortlist[rows, m, np.argmax(~taken[:, m], axis=1)]
         out[:, k] = pick
-        taken |= flat == pick[:, None, None]
-    return out.reshape(*batch, n_candidates)
+        taken |= shortlist == pick[:, None, None]
+    return out
 
 
 def _expert_view(z: np.ndarray, assignment: np.ndarray | None, n_positions: int) -> tuple[np.ndarray, np.ndarray]:
@@ -248,17 +449,7 @@ def ca_log_marginal(
     z_all = logits / temperature
     zz, experts = _expert_view(z_all, assignment, K)
     # The greedy ranking without the target: its first k-1 entries are A-bar^{k-1} for every k.
-    masked = z_all.copy()
-    if assignment is None:
-        np.put_along_axis(masked, target[..., None], -np.inf, -1)
-    else:
-        np.put_along_axis(
-            masked, np.broadcast_to(target[..., None, None], (*target.shape, z_all.shape[-2], 1)), -np.inf, -1
-        )
-    if K > 1:
-        prefix = greedy_candidates(masked, K - 1, None if assignment is None else assignment[: K - 1])
-    else:
-        prefix = np.zeros((*target.shape, 0), dtype=np.int64)
+    prefix = greedy_without(z_all, target[..., None], K - 1, assignment)[..., 0, :]
     target_logit = np.take_along_axis(zz, np.broadcast_to(target[..., None, None], (*zz.shape[:-1], 1)), -1)[..., 0]
     log_p_k = target_logit[..., experts] - _remaining_normalisers(zz, prefix, experts)
     log_not = np.sum(log1mexp(np.minimum(log_p_k, 0.0)), axis=-1)

@@ -15,7 +15,12 @@ from gymnasium.vector.utils import batch_space
 
 from twostage_gym.core import round_summary
 from twostage_gym.core.late_stage import MC_SAMPLES
-from twostage_gym.core.plackett_luce import greedy_candidates, gumbel_noise
+from twostage_gym.core.plackett_luce import (
+    candidate_noise,
+    candidates_from_noise,
+    greedy_candidates,
+    noise_buffer,
+)
 from twostage_gym.envs.esr_world import (
     LOGIT_BOUND,
     EarlyStageRankerConfig,
@@ -158,10 +163,12 @@ class EarlyStageRankerEnv(_WorldAPI, gym.Env):
     once per item, uniform on [0.5, 1.5].
 
     In ``"logits"`` mode the agent returns a score per item and the env samples the ordered
-    candidate set by the Plackett-Luce policy, with the Gumbel top-K trick at ``esr_temperature``
-    (App. D.3): a_k = argmax of logit_{m(k)}(a) / tau + Gumbel noise over the items not yet
-    taken, the k -> m(k) map being ``expert_assignment(K, M)`` for a mixture of M experts. This
-    is the paper's training-time (stochastic) ESR; the paper evaluates the deterministic (greedy)
+    candidate set by the Plackett-Luce policy at ``esr_temperature``: with one model by the Gumbel
+    top-K trick (App. D.3); with a mixture of M experts (the k -> m(k) map being
+    ``expert_assignment(K, M)``) position k draws from softmax(logit_{m(k)} / tau) over the items
+    not yet taken, by inverse-CDF sampling (exact, and about as fast for M experts as for one;
+    see :func:`~twostage_gym.core.plackett_luce.candidates_from_noise`). This is the paper's
+    training-time (stochastic) ESR; the paper evaluates the deterministic (greedy)
     ESR, which :meth:`policy_value` scores exactly over all users.
 
     The LSR is the oracle Plackett-Luce policy on q with four alignments (App. E):
@@ -200,7 +207,7 @@ class EarlyStageRankerEnv(_WorldAPI, gym.Env):
     give the same world. So a vector env whose sub-envs are seeded seed + i shares one world when
     ``world_seed`` is given (learners train on a batch of users from one world). Users come from
     their own stream: the same seed gives the same users whatever the agent does. The ESR's
-    Gumbel noise, the LSR's randomness and the reward noise come from a separate stream.
+    sampling noise, the LSR's randomness and the reward noise come from a separate stream.
 
     ## Arguments
 
@@ -210,14 +217,14 @@ class EarlyStageRankerEnv(_WorldAPI, gym.Env):
     - ``n_outputs`` (int, 1): L, at most K.
     - ``position_weights`` (``"sum"`` or ``"dcg"``): alpha.
     - ``lsr`` (``"optimal"``, ``"noisy"``, ``"uniform"`` or ``"anti-optimal"``), ``lsr_temperature`` (1.0).
-    - ``esr_temperature`` (float, 1.0): tau of the Gumbel top-K sampling, in [1e-6, 1e6].
+    - ``esr_temperature`` (float, 1.0): tau of the Plackett-Luce candidate sampling, in [1e-6, 1e6].
     - ``n_experts`` (int, 1): M, at most K (logits mode only).
     - ``action_type`` (``"logits"`` or ``"candidates"``).
     - ``reward_scale`` (float, 3.0): s in q = softplus(s <., .>) + 1.
     - ``world_seed`` (int or None): draw the world from this seed instead of the reset seed.
     - ``render_mode`` (``"ansi"`` or None).
 
-    Per step the env costs O(|A|) in logits mode (the Gumbel top-K over the logits; q is computed
+    Per step the env costs O(M |A|) in logits mode (one pass over the logits; q is computed
     for the K candidates only, O(K d)) and O(K d) in candidates mode, plus, for the noisy LSR
     with L > 1, an exact subset programme over sum_{i<L} C(K, i) partial sets (386 at K = 10,
     L = 5). A new world precomputes each user's top-K and optimal value in vectorised blocks,
@@ -336,10 +343,9 @@ class EarlyStageRankerEnv(_WorldAPI, gym.Env):
         _, sample_rng, oracle_rng = self._streams
         if c.action_type == "logits":
             logits = check_logits(action, self.action_space.shape)
-            # The Gumbel top-K trick, as gumbel_topk(logits, K, rng, tau, assignment) computes it;
-            # drawn here so the native vector env can draw each sub-env's noise from its own stream.
-            noise = gumbel_noise(logits.shape, sample_rng)
-            candidates = greedy_candidates(logits / c.esr_temperature + noise, c.n_candidates, c.assignment)
+            # gumbel_topk(logits, K, rng, tau, assignment) in two steps, as the vector env takes them.
+            noise = candidate_noise(sample_rng, logits.shape, c.n_candidates, c.assignment)
+            candidates = candidates_from_noise(logits, noise, c.n_candidates, c.esr_temperature, c.assignment)
         else:
             candidates = check_candidates(action, c.n_items, c.n_candidates)
         lsr_noise = c.lsr.draw_noise(1, c.n_candidates, sample_rng)
@@ -367,7 +373,7 @@ class EarlyStageRankerVectorEnv(_WorldAPI, VectorEnv):
     Gives exactly what ``gym.make_vec(id, n, vectorization_mode="sync")`` gives for the same seeds
     (observations, rewards, terminations, truncations and info with ``_key`` masks, next-step
     autoreset). Each sub-env keeps its own user, sampling and oracle generators, as in the sync
-    env, so the draws loop over sub-envs; the Gumbel top-K, the LSR, the rewards and the info
+    env, so the draws loop over sub-envs; the candidate sampling, the LSR, the rewards and the info
     are one batched computation. Sub-envs that share a world (``world_seed`` given) share one
     :class:`EarlyStageRankerWorld`; then ``user_features``, ``item_features``,
     ``policy_value`` etc. are available on the vector env itself.
@@ -512,7 +518,7 @@ class EarlyStageRankerVectorEnv(_WorldAPI, VectorEnv):
             all_active = active.size == self.num_envs
             acts = actions if all_active else actions[active]
             n = active.size
-            # Per sub-env draws, in the single env's order: ESR Gumbel noise, LSR noise, reward noise.
+            # Per sub-env draws, in the single env's order: ESR sampling noise, LSR noise, reward noise.
             lsr_noise = None
             if c.lsr.kind == "noisy":
                 lsr_noise = np.empty((n, c.n_candidates), dtype=np.float32)
@@ -521,21 +527,15 @@ class EarlyStageRankerVectorEnv(_WorldAPI, VectorEnv):
             normals = np.empty((n, c.n_outputs))
             if c.action_type == "logits":
                 if self._noise is None or self._noise.shape[0] < n:
-                    self._noise = np.empty(actions.shape, dtype=np.float32)
+                    self._noise = noise_buffer(actions.shape, c.n_candidates, c.assignment)
                 noise = self._noise[:n]
                 for j, e in enumerate(active):
                     rng = self._streams[e][1]
-                    rng.standard_exponential(out=noise[j], dtype=np.float32)
+                    candidate_noise(rng, actions.shape[1:], c.n_candidates, c.assignment, out=noise[j])
                     if lsr_noise is not None:
                         lsr_noise[j] = c.lsr.draw_noise(1, c.n_candidates, rng)[0]
                     rng.standard_normal(out=normals[j])
-                # gumbel_noise's transform, in place: -log(max(E, tiny)).
-                np.maximum(noise, np.finfo(np.float32).tiny, out=noise)
-                np.log(noise, out=noise)
-                np.negative(noise, out=noise)
-                # logits / tau + noise, as the single env computes it (x / 1.0 is x exactly).
-                noise += acts if c.esr_temperature == 1.0 else acts / c.esr_temperature
-                candidates = greedy_candidates(noise, c.n_candidates, c.assignment)
+                candidates = candidates_from_noise(acts, noise, c.n_candidates, c.esr_temperature, c.assignment)
             else:
                 for j, e in enumerate(active):
                     rng = self._streams[e][1]

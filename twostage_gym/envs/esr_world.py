@@ -279,7 +279,7 @@ def seed_user_streams(
 ) -> tuple[Any, np.random.Generator, np.random.Generator]:
     """Independent user, sampling and oracle streams from an env's generator.
 
-    Users never depend on what the agent does; the sampling stream (ESR Gumbel noise, LSR
+    Users never depend on what the agent does; the sampling stream (ESR sampling noise, LSR
     randomness, reward noise, in that order each round) is consumed by actions; the oracle
     stream only by Monte-Carlo diagnostics, so they never change what the agent experiences.
     """
