@@ -156,8 +156,7 @@ class _SuffixLogSumExp(torch.autograd.Function):
         ctx.fallback = bool((suffix < 1e-280).any())
         if ctx.fallback:
             ctx.save_for_backward(x)
-            with torch.enable_grad():
-                return torch.logcumsumexp(x.flip(-1), dim=-1).flip(-1).detach()
+            return torch.logcumsumexp(x.flip(-1), dim=-1).flip(-1)
         y = torch.log(suffix) + c
         ctx.save_for_backward(e, c, y)
         return y.to(x.dtype)

@@ -139,7 +139,7 @@ def noise_buffer(logits_shape: tuple[int, ...], n_candidates: int, assignment: n
     """An uninitialised array of the shape and dtype :func:`candidate_noise` fills."""
     if assignment is None:
         return np.empty(logits_shape, dtype=np.float32)
-    return np.empty((*logits_shape[:-2], n_candidates, _TRIES + 1))
+    return np.empty((*logits_shape[:-2], n_candidates, 2))
 
 
 def candidates_from_noise(
@@ -173,8 +173,6 @@ def candidates_from_noise(
     return _sequential_sample(logits, noise, n_candidates, temperature, np.asarray(assignment))
 
 
-_TRIES = 1
-"""Tries per position from the whole distribution before the exact draw from the remaining items."""
 _TINY_MASS = 1e-25
 """Below this remaining mass (relative to the expert's largest weight, 1), float32 underflow
 could matter: the position is drawn again in float64 from the logits."""
@@ -186,14 +184,14 @@ def _sequential_sample(
     """Case 2 of :func:`candidates_from_noise`: inverse-CDF sampling, positions in turn.
 
     One pass over the catalog gives w = exp(z - max_a z) per expert (float32) and its sums over
-    about sqrt(|A|) blocks (:class:`_BlockMass`). Position k (expert m) makes up to T = ``_TRIES``
-    tries from expert m's whole distribution, at the uniforms ``u[k, :T]``, and keeps the first
-    item not already taken; if all T are taken, it draws at ``u[k, T]`` from the items not taken
-    (the blocks holding taken items re-summed without them). Together these draw from the
-    remaining items with the right probabilities: with q the taken mass, an item a not taken
-    comes out with p(a) (1 + q + ... + q^(T-1)) + q^T p(a) / (1 - q) = p(a) / (1 - q). The tries do
-    not depend on earlier picks, so all positions' tries are one vectorised draw; the walk over
-    positions only checks them against the picks and redraws the rows whose tries were all taken.
+    about sqrt(|A|) blocks (:class:`_BlockMass`). Position k (expert m) first tries an item from
+    expert m's whole distribution at the uniform ``u[k, 0]`` and keeps it unless it is already
+    taken; otherwise it draws at ``u[k, 1]`` from the items not taken (the blocks holding taken
+    items re-summed without them). Together these draw from the remaining items with the right
+    probabilities: with q the taken mass, an item a not taken comes out with
+    p(a) + q p(a) / (1 - q) = p(a) / (1 - q). The tries do not depend on earlier picks, so all
+    positions' tries are one vectorised draw; the walk over positions only checks them against
+    the picks and redraws the rows whose try was taken.
     """
     batch, (M, A) = logits.shape[:-2], logits.shape[-2:]
     size = max(1, int(np.ceil(np.sqrt(A))))  # items per block
@@ -206,17 +204,13 @@ def _sequential_sample(
     np.subtract(z, z.max(axis=-1, keepdims=True), out=w[..., :A])
     np.exp(w[..., :A], out=w[..., :A])
     mass = _BlockMass(w.reshape(R, M, size, nb), A)
-    u = np.asarray(uniforms, dtype=np.float64).reshape(R, K, _TRIES + 1)
-    shape = (R, K, _TRIES)
-    rows = np.broadcast_to(np.arange(R)[:, None, None], shape)
-    tries = mass.draw(rows, np.broadcast_to(assignment[:, None], shape), u[..., :_TRIES])  # (R, K, T)
-    out = np.empty((R, K), dtype=np.int64)
+    u = np.asarray(uniforms, dtype=np.float64).reshape(R, K, 2)
+    rows = np.broadcast_to(np.arange(R)[:, None], (R, K))
+    out = mass.draw(rows, np.broadcast_to(assignment, (R, K)), u[..., 0])  # (R, K): every position's try
     for k, m in enumerate(assignment.tolist()):
-        free = ~(tries[:, k, :, None] == out[:, None, :k]).any(axis=-1) & (tries[:, k] >= 0)  # (R, T)
-        out[:, k] = tries[rows[:, 0, 0], k, np.argmax(free, axis=-1)]  # the first try not taken
-        left = np.flatnonzero(~free.any(axis=-1))
+        left = np.flatnonzero((out[:, k] < 0) | (out[:, k, None] == out[:, :k]).any(axis=-1))
         if left.size:
-            out[left, k] = mass.draw(left, np.full(left.size, m), u[left, k, _TRIES], out[left, :k], z)
+            out[left, k] = mass.draw(left, np.full(left.size, m), u[left, k, 1], out[left, :k], z)
     return out.reshape(*batch, K)
 
 
