@@ -8,14 +8,15 @@ embeddings, q_m(x, a) = <mu_m(x), nu_m(a)>:
   and a linear tower generalises across users. The synthetic reward
   SoftPlus(<M_a a*, M_x x*>) + c is monotone in a function linear in x, so a linear tower can
   represent the optimal ranking of every user exactly.
-* item tower nu_m(a) = V_m[a], a learned embedding table, as in the paper's code.
+* item tower nu_m(a) = V_m[:, a], a learned embedding table, as in the paper's code (stored
+  ``(M, h, |A|)``, so that the catalog is the contiguous axis of every product).
 
 The M experts' parameters are stacked as ``(M, ...)`` tensors, so there is no Python loop over
-experts. The logits are scored as [x, 1] P with P_m = [W_m; b_m] V_m^T, the ``(d + 1, |A|)``
+experts. The logits are scored as [x, 1] P with P_m = [W_m; b_m] V_m, the ``(d + 1, |A|)``
 user-to-item map of each expert: one matrix product over the catalog for all experts in the
 forward pass and one in the backward pass (:class:`_TwoTowerLogits`), where the two-tower
-order (embed the users, then multiply by V) needs one forward and two backward products. Initialisation: item embeddings
-N(0, init_std^2) (the paper's code uses torch's ``nn.Embedding`` default N(0, 1)); user weights
+order (embed the users, then multiply by V) needs one forward and two backward products.
+Initialisation: item embeddings N(0, init_std^2) (the paper's code uses torch's ``nn.Embedding`` default N(0, 1)); user weights
 N(0, 1/d), bias 0; all drawn from the ``torch.Generator`` passed in.
 """
 
@@ -58,7 +59,8 @@ class TwoTowerESR(nn.Module):
         items = torch.randn((M, n_items, h), generator=generator, **kw) * init_std
         self.user_weight = nn.Parameter(weight)
         self.user_bias = nn.Parameter(torch.zeros((M, 1, h), **kw))
-        self.item_embedding = nn.Parameter(items)
+        # Stored item-major, (M, h, |A|): the catalog axis is contiguous in every product.
+        self.item_embedding = nn.Parameter(items.transpose(1, 2).contiguous())
 
     def forward(self, users: torch.Tensor) -> torch.Tensor:
         """Logits q_m(x, a) for user features ``(B, d)``: ``(B, M, |A|)``, contiguous."""
@@ -68,20 +70,20 @@ class TwoTowerESR(nn.Module):
 
 
 class _TwoTowerLogits(torch.autograd.Function):
-    """logits[b, m, a] = users[b] @ weight[m] @ items[m, a]: ``(B, M, A)``.
+    """logits[b, m, a] = users[b] @ weight[m] @ items[m, :, a]: ``(B, M, A)``.
 
-    Inputs: users ``(B, k)``, weight ``(M, k, h)``, items ``(M, A, h)``.
+    Inputs: users ``(B, k)``, weight ``(M, k, h)``, items ``(M, h, A)``.
 
-    Forward: P = weight @ items^T ``(M, k, A)``, then one ``(B, k) @ (k, M A)`` product. Backward:
+    Forward: P = weight @ items ``(M, k, A)``, then one ``(B, k) @ (k, M A)`` product. Backward:
     gP = users^T @ g, one ``(k, B) @ (B, M A)`` product, then the small products
-    gP @ items and gP^T @ weight. No gradient flows to ``users`` (the observations).
+    gP @ items^T and weight^T @ gP. No gradient flows to ``users`` (the observations).
     ``tests/agents/test_esr_scores.py`` checks value and gradients against plain autograd.
     """
 
     @staticmethod
     def forward(ctx, users: torch.Tensor, weight: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         M, k, _ = weight.shape
-        P = torch.bmm(weight, items.transpose(1, 2))  # (M, k, A)
+        P = torch.bmm(weight, items)  # (M, k, A)
         ctx.save_for_backward(users, weight, items)
         return (users @ P.transpose(0, 1).reshape(k, -1)).view(users.shape[0], M, -1)
 
@@ -91,4 +93,4 @@ class _TwoTowerLogits(torch.autograd.Function):
         users, weight, items = ctx.saved_tensors
         M, k, _ = weight.shape
         gP = (users.T @ g.reshape(g.shape[0], -1)).view(k, M, -1).transpose(0, 1)  # (M, k, A)
-        return None, torch.bmm(gP, items), torch.bmm(gP.transpose(1, 2), weight)
+        return None, torch.bmm(gP, items.transpose(1, 2)), torch.bmm(weight.transpose(1, 2), gP)

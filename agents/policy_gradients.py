@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 _LOG2 = math.log(2.0)
+_LOG2_E = 1.0 / _LOG2  # log2(e)
 _LOW_MASS = 1e-20
 """A kept mass below this (relative to the row's largest logit) is recomputed with a closer shift:
 float32 exps of the kept items then keep their full precision."""
@@ -71,7 +72,7 @@ class _LogSumExpGather(torch.autograd.Function):
         # pass and no copy of z. If the excluded items held all but a sliver of the mass, what is
         # left may underflow; those rows are redone shifted by the maximum of the kept items.
         top = z.amax(dim=-1, keepdim=True)
-        e = torch.sub(z, top).exp_()
+        e = _exp_in_place(torch.sub(z, top))
         if exclude is not None:
             e.scatter_(-1, exclude, 0.0)
         total = e.sum(dim=-1, keepdim=True)
@@ -81,7 +82,7 @@ class _LogSumExpGather(torch.autograd.Function):
             top_kept = kept.amax(dim=-1, keepdim=True)
             top_kept = torch.where(torch.isfinite(top_kept), top_kept, torch.zeros_like(top_kept))
             top = torch.where(low, top_kept, top)
-            e = torch.where(low, torch.exp(kept - top), e)
+            e = torch.where(low, _exp_in_place(kept - top), e)
             total = e.sum(dim=-1, keepdim=True)
         ctx.save_for_backward(e, total, index)
         return (torch.log(total) + top).squeeze(-1), z.gather(-1, index)
@@ -97,6 +98,16 @@ class _LogSumExpGather(torch.autograd.Function):
         if g_picked is not None:
             grad.scatter_add_(-1, index, g_picked)
         return grad, None, None
+
+
+def _exp_in_place(x: torch.Tensor) -> torch.Tensor:
+    """exp(x) as 2^(x log2 e), overwriting x (x <= 0, a shifted logit).
+
+    On CPU, ``exp2`` costs about half of ``exp`` (ATen's vectorised exp is the larger share of
+    a score's pass over the catalog). Rounding x log2 e adds a relative error of about
+    |x| 6e-8 in float32, as large as the rounding already in a float32 logit of that size.
+    """
+    return x.mul_(_LOG2_E).exp2_()
 
 
 def _total_and_pick(

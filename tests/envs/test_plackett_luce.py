@@ -96,11 +96,13 @@ def _chi_square_pvalue(samples: np.ndarray, logits: np.ndarray, tau: float, assi
     return chisquare(observed[keep], expected[keep] * observed[keep].sum() / expected[keep].sum()).pvalue
 
 
-def test_expert_sampling_is_exact_over_many_blocks():
-    """|A| = 40 puts the catalog in 6 blocks of 7 (two padding slots): all 1560 ordered pairs."""
-    logits = np.random.default_rng(3).normal(0.0, 0.7, (2, 40))
+@pytest.mark.parametrize("n_items", [40, 37])
+def test_expert_sampling_is_exact_over_many_blocks(n_items):
+    """|A| = 40 is 8 blocks of 5; |A| = 37 (prime) is 6 blocks of 7 with five padding slots. All ordered pairs."""
+    logits = np.random.default_rng(3).normal(0.0, 0.7, (2, n_items))
     assignment = expert_assignment(2, 2)
-    samples = gumbel_topk(np.broadcast_to(logits, (400_000, 2, 40)), 2, np.random.default_rng(4), 1.0, assignment)
+    batch = np.broadcast_to(logits, (400_000, 2, n_items))
+    samples = gumbel_topk(batch, 2, np.random.default_rng(4), 1.0, assignment)
     assert _chi_square_pvalue(samples, logits, 1.0, assignment) > 1e-3
 
 

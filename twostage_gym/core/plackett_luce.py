@@ -190,28 +190,47 @@ def _sequential_sample(
     items re-summed without them). Together these draw from the remaining items with the right
     probabilities: with q the taken mass, an item a not taken comes out with
     p(a) + q p(a) / (1 - q) = p(a) / (1 - q). The tries do not depend on earlier picks, so all
-    positions' tries are one vectorised draw; the walk over positions only checks them against
-    the picks and redraws the rows whose try was taken.
+    positions' tries are one vectorised draw. Then each round redraws, in every row that still
+    has one, the first position whose try is taken by an earlier position: the rounds number the
+    most clashes in a row, not K, and every redraw sees the final picks before it.
     """
     batch, (M, A) = logits.shape[:-2], logits.shape[-2:]
-    size = max(1, int(np.ceil(np.sqrt(A))))  # items per block
-    nb = -(-A // size)  # blocks
+    size, nb = _block_shape(A)
     R = int(np.prod(batch, dtype=np.int64))
     z = np.asarray(logits, dtype=np.float32).reshape(R, M, A)
     z = z if temperature == 1.0 else z / np.float32(temperature)
-    w = np.empty((R, M, size * nb), dtype=np.float32)
-    w[..., A:] = 0.0
-    np.subtract(z, z.max(axis=-1, keepdims=True), out=w[..., :A])
-    np.exp(w[..., :A], out=w[..., :A])
+    top = z.max(axis=-1, keepdims=True)
+    if size * nb == A:
+        w = np.subtract(z, top)
+        np.exp(w, out=w)
+    else:  # items A.. are padding, with no mass
+        w = np.zeros((R, M, size * nb), dtype=np.float32)
+        np.exp(np.subtract(z, top, out=w[..., :A]), out=w[..., :A])
     mass = _BlockMass(w.reshape(R, M, size, nb), A)
     u = np.asarray(uniforms, dtype=np.float64).reshape(R, K, 2)
-    rows = np.broadcast_to(np.arange(R)[:, None], (R, K))
-    out = mass.draw(rows, np.broadcast_to(assignment, (R, K)), u[..., 0])  # (R, K): every position's try
-    for k, m in enumerate(assignment.tolist()):
-        left = np.flatnonzero((out[:, k] < 0) | (out[:, k, None] == out[:, :k]).any(axis=-1))
-        if left.size:
-            out[left, k] = mass.draw(left, np.full(left.size, m), u[left, k, 1], out[left, :k], z)
+    out = mass.draw(np.arange(R)[:, None], assignment[None, :], u[..., 0])  # (R, K): every position's try
+    first = np.flatnonzero(out[:, 0] < 0)  # position 1's try can only miss (float rounding)
+    if first.size:
+        out[first, 0] = mass.draw(first, np.full(first.size, assignment[0]), u[first, 0, 1], out[first, :0], z)
+    rows, earlier = np.arange(R), np.tri(K, K, -1, dtype=bool)
+    while rows.size:
+        o = out[rows]
+        clash = (o[:, :, None] == o[:, None, :]).any(axis=-1, where=earlier) | (o < 0)  # (r, K)
+        has = clash.any(axis=-1)
+        rows, k = rows[has], np.argmax(clash[has], axis=-1)
+        if rows.size:
+            taken = np.where(np.arange(K - 1) < k[:, None], out[rows, : K - 1], out[rows, :1])  # padded by a repeat
+            out[rows, k] = mass.draw(rows, assignment[k], u[rows, k, 1], taken, z)
     return out.reshape(*batch, K)
+
+
+def _block_shape(n_items: int) -> tuple[int, int]:
+    """(items per block, blocks) for :class:`_BlockMass`: both about sqrt(|A|), exact when |A| factors so."""
+    root = int(np.ceil(np.sqrt(n_items)))
+    for size in range(root, max(1, root // 2) - 1, -1):
+        if n_items % size == 0:
+            return size, n_items // size
+    return root, -(-n_items // root)
 
 
 class _BlockMass:
@@ -229,6 +248,7 @@ class _BlockMass:
         self.S = np.ones(size, dtype=np.float32) @ w  # (R, M, nb)
         self.tri_blocks = np.triu(np.ones((nb, nb), dtype=np.float32))
         self.tri_items = np.triu(np.ones((size, size), dtype=np.float32))
+        self.cdf = self.S @ self.tri_blocks  # over the blocks, each expert's whole distribution
 
     def draw(
         self,
@@ -246,13 +266,14 @@ class _BlockMass:
         rounding missed, the draw is redone in float64 from the logits ``z`` ``(R, M, A)``.
         """
         w, size, nb = self.w, *self.w.shape[-2:]
-        S = self.S[rows, experts]  # (..., nb)
-        if taken is not None:
-            S, drop = self._without(rows, experts, taken, S)
-        cdf = S @ self.tri_blocks
+        if taken is None:
+            S, cdf = self.S[rows, experts], self.cdf[rows, experts]  # (..., nb)
+        else:
+            S, drop = self._without(rows, experts, taken, self.S[rows, experts])
+            cdf = S @ self.tri_blocks
         target = u * cdf[..., -1]
         b = np.minimum(np.count_nonzero(cdf <= target[..., None], axis=-1), nb - 1)
-        before = np.take_along_axis(cdf - S, b[..., None], axis=-1)[..., 0]
+        before = (np.take_along_axis(cdf, b[..., None], axis=-1) - np.take_along_axis(S, b[..., None], axis=-1))[..., 0]
         inner_w = w[rows, experts, :, b]  # (..., size)
         if taken is not None:
             hit = drop[0] == b[:, None]  # taken items in the chosen block: zero weight
