@@ -28,20 +28,24 @@ the ``(K,)`` int64 tensor of m(k), is ``None`` for one model); ``ranking`` is ``
 served items ``target`` are ``(B, L)``. No Python loop runs over the batch or over experts; the
 only loop is the K-step greedy walk of CA-PG with experts, on indices, without gradient. Every
 score makes one differentiable pass over the catalog (:class:`_LogSumExpGather`); CA-PG adds the
-search for its prefixes; the rest is O(M K L).
+search for its prefixes; the rest is O(M K L). Every score takes ``mass``, the first half of that
+pass (:func:`catalog_mass` of z = logits / tau), when it was computed ahead.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
 from twostage_gym.core.plackett_luce import greedy_without
 
 __all__ = [
+    "CatalogMass",
     "ca_log_marginal",
     "ca_log_marginal_swr",
+    "catalog_mass",
     "greedy_prefix_without",
     "log1mexp",
     "pl_log_prob",
@@ -53,6 +57,34 @@ _LOG2_E = 1.0 / _LOG2  # log2(e)
 _LOW_MASS = 1e-20
 """A kept mass below this (relative to the row's largest logit) is recomputed with a closer shift:
 float32 exps of the kept items then keep their full precision."""
+
+
+class CatalogMass(NamedTuple):
+    """The first pass of every score over the catalog: w = exp(z - top) and its sum.
+
+    ``top`` ``(..., 1)`` is the row maximum of z, ``weights`` ``(..., A)`` are w (zero at excluded
+    items) and ``total`` ``(..., 1)`` their sum. It depends on the logits alone, so a learner can
+    compute it ahead with :func:`catalog_mass` (the ESR learner does so on a worker thread while
+    the environment draws the candidate sets) and hand it to a score as ``mass=``.
+    """
+
+    top: torch.Tensor
+    weights: torch.Tensor
+    total: torch.Tensor
+
+    def rows(self, keep: torch.Tensor) -> CatalogMass:
+        """The batch rows selected by the boolean mask ``keep``."""
+        return CatalogMass(*(t[keep] for t in self))
+
+
+def catalog_mass(z: torch.Tensor, exclude: torch.Tensor | None = None) -> CatalogMass:
+    """:class:`CatalogMass` of the logits z (no gradient), the items at ``exclude`` given no weight."""
+    with torch.no_grad():
+        top = z.amax(dim=-1, keepdim=True)
+        w = _exp_in_place(torch.sub(z, top))
+        if exclude is not None:
+            w.scatter_(-1, exclude, 0.0)
+        return CatalogMass(top, w, w.sum(dim=-1, keepdim=True))
 
 
 class _LogSumExpGather(torch.autograd.Function):
@@ -67,15 +99,18 @@ class _LogSumExpGather(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, z: torch.Tensor, index: torch.Tensor, exclude: torch.Tensor | None):
+    def forward(
+        ctx, z: torch.Tensor, index: torch.Tensor, exclude: torch.Tensor | None, mass: CatalogMass | None
+    ):
         # Shift by the row's maximum over all items and zero the excluded ones after the exp: one
         # pass and no copy of z. If the excluded items held all but a sliver of the mass, what is
         # left may underflow; those rows are redone shifted by the maximum of the kept items.
-        top = z.amax(dim=-1, keepdim=True)
-        e = _exp_in_place(torch.sub(z, top))
-        if exclude is not None:
-            e.scatter_(-1, exclude, 0.0)
-        total = e.sum(dim=-1, keepdim=True)
+        if mass is None:
+            mass = catalog_mass(z, exclude)
+        elif exclude is not None:
+            mass.weights.scatter_(-1, exclude, 0.0)
+            mass = mass._replace(total=mass.weights.sum(dim=-1, keepdim=True))
+        top, e, total = mass
         low = total < _LOW_MASS
         if exclude is not None and bool(low.any()):
             kept = z.scatter(-1, exclude, -math.inf)
@@ -97,7 +132,7 @@ class _LogSumExpGather(torch.autograd.Function):
             grad = e * torch.where(total > 0, g_total.unsqueeze(-1) / total, 0.0)
         if g_picked is not None:
             grad.scatter_add_(-1, index, g_picked)
-        return grad, None, None
+        return grad, None, None, None
 
 
 def _exp_in_place(x: torch.Tensor) -> torch.Tensor:
@@ -111,10 +146,16 @@ def _exp_in_place(x: torch.Tensor) -> torch.Tensor:
 
 
 def _total_and_pick(
-    z: torch.Tensor, index: torch.Tensor, exclude: torch.Tensor | None = None
+    z: torch.Tensor, index: torch.Tensor, exclude: torch.Tensor | None = None, mass: CatalogMass | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """logsumexp over the catalog (minus ``exclude``) and the logits at ``index`` (same leading shape as z)."""
-    return _LogSumExpGather.apply(z, index, exclude)
+    """logsumexp over the catalog (minus ``exclude``) and the logits at ``index`` (same leading shape as z).
+
+    ``mass``, :func:`catalog_mass` of this z computed ahead, saves the pass over the catalog; it
+    is consumed (the excluded items are zeroed in place).
+    """
+    if mass is not None and mass.weights.shape != z.shape:
+        raise ValueError(f"mass was computed for logits of shape {tuple(mass.weights.shape)}, not {tuple(z.shape)}")
+    return _LogSumExpGather.apply(z, index, exclude, mass)
 
 
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -191,7 +232,11 @@ def _expand_experts(index: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 def pl_log_prob(
-    logits: torch.Tensor, ranking: torch.Tensor, temperature: float = 1.0, assignment: torch.Tensor | None = None
+    logits: torch.Tensor,
+    ranking: torch.Tensor,
+    temperature: float = 1.0,
+    assignment: torch.Tensor | None = None,
+    mass: CatalogMass | None = None,
 ) -> torch.Tensor:
     """Exact log pi(A^K) of an ordered sample without replacement, ``(B,)`` (the V-PG score).
 
@@ -200,23 +245,27 @@ def pl_log_prob(
     """
     z = _scaled(logits, temperature)
     if assignment is None:
-        outside, chosen = _total_and_pick(z, ranking, ranking)  # (B,), (B, K)
+        outside, chosen = _total_and_pick(z, ranking, ranking, mass)  # (B,), (B, K)
         return (chosen - torch.logaddexp(outside[:, None], _suffix_logsumexp(chosen))).sum(-1)
     index = _expand_experts(ranking, z)
-    outside, z_rank = _total_and_pick(z, index, index)  # (B, M), (B, M, K): every expert's logit of every pick
+    outside, z_rank = _total_and_pick(z, index, index, mass)  # (B, M), (B, M, K): every expert's logit of every pick
     normaliser = torch.logaddexp(outside[:, assignment], _per_position(_suffix_logsumexp(z_rank), assignment))
     return (_per_position(z_rank, assignment) - normaliser).sum(-1)
 
 
 def pl_log_prob_swr(
-    logits: torch.Tensor, ranking: torch.Tensor, temperature: float = 1.0, assignment: torch.Tensor | None = None
+    logits: torch.Tensor,
+    ranking: torch.Tensor,
+    temperature: float = 1.0,
+    assignment: torch.Tensor | None = None,
+    mass: CatalogMass | None = None,
 ) -> torch.Tensor:
     """The sampling-with-replacement score, sum_k log softmax_{m(k)}(a_k) over all items, ``(B,)`` (V-PG-SwR)."""
     z = _scaled(logits, temperature)
     if assignment is None:
-        total, chosen = _total_and_pick(z, ranking)
+        total, chosen = _total_and_pick(z, ranking, mass=mass)
         return chosen.sum(-1) - ranking.shape[-1] * total
-    total, z_rank = _total_and_pick(z, _expand_experts(ranking, z))
+    total, z_rank = _total_and_pick(z, _expand_experts(ranking, z), mass=mass)
     return _per_position(z_rank, assignment).sum(-1) - total[:, assignment].sum(-1)
 
 
@@ -226,6 +275,7 @@ def ca_log_marginal_swr(
     n_candidates: int,
     temperature: float = 1.0,
     assignment: torch.Tensor | None = None,
+    mass: CatalogMass | None = None,
 ) -> torch.Tensor:
     """The CA-PG-SwR score logsumexp_k (z_{m(k)}(a) - A_{m(k)}), ``(B, L)`` (App. D.2).
 
@@ -234,10 +284,10 @@ def ca_log_marginal_swr(
     """
     z = _scaled(logits, temperature)
     if assignment is None:
-        total, t = _total_and_pick(z, target)
+        total, t = _total_and_pick(z, target, mass=mass)
         return t - total[:, None] + math.log(n_candidates)
     counts = torch.bincount(assignment, minlength=z.shape[-2]).to(z.dtype)
-    total, t = _total_and_pick(z, _expand_experts(target, z))  # (B, M), (B, M, L)
+    total, t = _total_and_pick(z, _expand_experts(target, z), mass=mass)  # (B, M), (B, M, L)
     return torch.logsumexp(t - total[..., None] + torch.log(counts)[:, None], dim=-2)
 
 
@@ -265,6 +315,7 @@ def ca_log_marginal(
     n_candidates: int,
     temperature: float = 1.0,
     assignment: torch.Tensor | None = None,
+    mass: CatalogMass | None = None,
 ) -> torch.Tensor:
     """log P(a_l in A^K) by Eq. 8 (App. D.1), ``(B, L)``: the CA-PG score.
 
@@ -290,7 +341,7 @@ def ca_log_marginal(
         extra = first[:, None, :] & ~in_own
     items = torch.cat([target, union], dim=-1)
     if assignment is None:
-        outside, picked = _total_and_pick(z, items, union)  # (B,), (B, L + J)
+        outside, picked = _total_and_pick(z, items, union, mass)  # (B,), (B, L + J)
         t = picked[:, :L, None]  # (B, L, 1)
         picked_union = picked[:, None, L:]  # (B, 1, J)
         rest = torch.where(extra, picked_union, -math.inf)
@@ -300,7 +351,7 @@ def ca_log_marginal(
         suffix = _suffix_logsumexp(prefix_logits)  # (B, L, K-1)
     else:
         M = z.shape[-2]
-        outside, picked = _total_and_pick(z, _expand_experts(items, z), _expand_experts(union, z))
+        outside, picked = _total_and_pick(z, _expand_experts(items, z), _expand_experts(union, z), mass)
         t = picked[:, assignment, :L].transpose(1, 2)  # (B, L, K): z_{m(k)}(a_l)
         rest = torch.where(extra[:, :, None, :], picked[:, None, :, L:], -math.inf)  # (B, L, M, J)
         head = outside[:, None, :, None].expand(B, L, M, 1)

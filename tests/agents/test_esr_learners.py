@@ -71,6 +71,54 @@ def test_batch_world_is_the_env_world():
     assert record["policy_value"] == value
 
 
+@pytest.mark.parametrize("name", ["v-pg", "ca-pg-swr"])
+def test_catalog_pass_ahead_gives_the_same_steps(name):
+    """act starts the catalog pass on the worker thread; an update handed a copy of the observation
+    recomputes the logits and the pass itself. Both give the same actions, step after step."""
+    runs = []
+    for ahead in (True, False):
+        env = small_env(n_experts=2)
+        agent = agents.make(name, env, batch_size=16)
+        agent.reset(0)
+        vec, obs = vector_env(0, n_experts=2)
+        actions = []
+        for _ in range(10):
+            action = agent.act(obs)
+            next_obs, reward, _, _, info = vec.step(action)
+            agent.update(obs if ahead else obs.copy(), action, reward, public_info(info))
+            actions.append(action.copy())
+            obs = next_obs
+        runs.append(np.array(actions))
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_learner_trains_in_a_forked_child():
+    """A child forked after the parent trained (as bench workers are) has no catalog worker thread
+    of its own until it makes one: its updates must not wait on the parent's."""
+    import multiprocessing
+
+    env = small_env()
+    agent = agents.make("v-pg-swr", env, batch_size=16)
+    agent.reset(0)
+    vec, obs = vector_env(0)
+    action = agent.act(obs)  # starts the parent's worker thread
+    _, reward, _, _, info = vec.step(action)
+    agent.update(obs, action, reward, public_info(info))
+
+    def child() -> None:
+        child_env = small_env()
+        agents.evaluate(agents.make("v-pg-swr", child_env, batch_size=16), child_env, steps=2, seed=0)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(timeout=60)
+    if process.is_alive():
+        process.kill()
+        pytest.fail("the forked child's update hung")
+    assert process.exitcode == 0
+
+
 @pytest.mark.parametrize("name", METHODS)
 def test_learner_ignores_oracle_info_keys(name):
     """Actions are identical whether update() sees public info or info with garbage oracle keys."""

@@ -89,7 +89,8 @@ def reference_gradient(fn, z, *args):
     """Gradient of sum(fn(...)) with the one-pass catalog backward swapped for plain autograd."""
     original = pg._total_and_pick
 
-    def plain(x, index, exclude=None):
+    def plain(x, index, exclude=None, mass=None):
+        assert mass is None
         kept = x if exclude is None else x.scatter(-1, exclude, -np.inf)
         return torch.logsumexp(kept, dim=-1), x.gather(-1, index)
 
@@ -117,6 +118,30 @@ def test_gradients_equal_plain_autograd(n_items, K, L, M, tau):
         x = z.detach().clone().requires_grad_()
         fn(x, *args).sum().backward()
         torch.testing.assert_close(x.grad, reference_gradient(fn, z, *args), atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize(("n_items", "K", "L", "M", "tau"), CASES)
+def test_scores_with_catalog_mass_computed_ahead_are_the_same(n_items, K, L, M, tau):
+    """``mass=catalog_mass(logits / tau)``, as the learner computes it while the env steps: same values and gradients."""
+    logits, ranking, target, assignment = instance(n_items, K, L, M, 6)
+    z, asg = torch_args(logits, assignment)
+    rank_t, target_t = torch.as_tensor(ranking), torch.as_tensor(target)
+    calls = [
+        (pg.pl_log_prob, (rank_t, tau, asg)),
+        (pg.pl_log_prob_swr, (rank_t, tau, asg)),
+        (pg.ca_log_marginal, (target_t, K, tau, asg)),
+        (pg.ca_log_marginal_swr, (target_t, K, tau, asg)),
+    ]
+    for fn, args in calls:
+        plain, ahead = z.detach().clone().requires_grad_(), z.detach().clone().requires_grad_()
+        want = fn(plain, *args)
+        got = fn(ahead, *args, mass=pg.catalog_mass(ahead.detach() / tau))
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+        want.sum().backward()
+        got.sum().backward()
+        torch.testing.assert_close(ahead.grad, plain.grad, atol=1e-12, rtol=1e-12)
+    with pytest.raises(ValueError, match="mass was computed for logits of shape"):
+        pg.pl_log_prob_swr(z, rank_t, tau, asg, mass=pg.catalog_mass(z[:3]))
 
 
 def test_catalog_backward_passes_gradcheck():

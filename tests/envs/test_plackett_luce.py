@@ -106,10 +106,12 @@ def test_expert_sampling_is_exact_over_many_blocks(n_items):
     assert _chi_square_pvalue(samples, logits, 1.0, assignment) > 1e-3
 
 
-def test_expert_sampling_is_exact_when_taken_items_hold_the_mass():
+@pytest.mark.parametrize("offset", [0.0, -50.0])
+def test_expert_sampling_is_exact_when_taken_items_hold_the_mass(offset):
     """Identical experts with two items 100 logits above the rest: later positions draw from a remaining
-    mass of about e^-99 of the total, beyond float32 range, which the exact float64 redraw handles."""
-    logits = np.tile([100.0, 99.5, 0.0, 0.5, 1.0, -0.5], (3, 1))
+    mass of about e^-99 of the total, beyond float32 range, which the exact float64 redraw handles.
+    With the largest logit at 100 the weights are shifted by it; at 50 they are exp(z) as they are."""
+    logits = np.tile([100.0, 99.5, 0.0, 0.5, 1.0, -0.5], (3, 1)) + offset
     assignment = expert_assignment(3, 3)
     samples = gumbel_topk(np.broadcast_to(logits, (100_000, 3, 6)), 3, np.random.default_rng(6), 1.0, assignment)
     assert set(map(tuple, np.sort(samples[:, :2], axis=1))) == {(0, 1)}  # the two big items come first

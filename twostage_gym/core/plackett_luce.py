@@ -15,6 +15,7 @@ tested against these functions.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -174,8 +175,13 @@ def candidates_from_noise(
 
 
 _TINY_MASS = 1e-25
-"""Below this remaining mass (relative to the expert's largest weight, 1), float32 underflow
-could matter: the position is drawn again in float64 from the logits."""
+"""Below this remaining mass (relative to the expert's largest weight), float32 underflow could
+matter: the position is drawn again in float64 from the logits."""
+
+_UNSHIFTED = (-10.0, 60.0)
+"""Where every expert's largest logit lies in this range, the weights are exp(z) without the shift
+by the maximum (a pass over the catalog saved): sums of up to e^28 items stay below float32's
+largest value, and everything down to _TINY_MASS * 1e-7 of the largest weight stays a normal float."""
 
 
 def _sequential_sample(
@@ -183,12 +189,12 @@ def _sequential_sample(
 ) -> np.ndarray:
     """Case 2 of :func:`candidates_from_noise`: inverse-CDF sampling, positions in turn.
 
-    One pass over the catalog gives w = exp(z - max_a z) per expert (float32) and its sums over
-    about sqrt(|A|) blocks (:class:`_BlockMass`). Position k (expert m) first tries an item from
-    expert m's whole distribution at the uniform ``u[k, 0]`` and keeps it unless it is already
-    taken; otherwise it draws at ``u[k, 1]`` from the items not taken (the blocks holding taken
-    items re-summed without them). Together these draw from the remaining items with the right
-    probabilities: with q the taken mass, an item a not taken comes out with
+    One pass over the catalog gives the weights w = exp(z) per expert (float32; shifted by the
+    maximum where needed, see ``_UNSHIFTED``) and their sums over about sqrt(|A|) blocks
+    (:class:`_BlockMass`). Position k (expert m) first tries an item from expert m's whole
+    distribution at the uniform ``u[k, 0]`` and keeps it unless it is already taken; otherwise it
+    draws at ``u[k, 1]`` from the items not taken. Together these draw from the remaining items
+    with the right probabilities: with q the taken mass, an item a not taken comes out with
     p(a) + q p(a) / (1 - q) = p(a) / (1 - q). The tries do not depend on earlier picks, so all
     positions' tries are one vectorised draw. Then each round redraws, in every row that still
     has one, the first position whose try is taken by an earlier position: the rounds number the
@@ -199,14 +205,16 @@ def _sequential_sample(
     R = int(np.prod(batch, dtype=np.int64))
     z = np.asarray(logits, dtype=np.float32).reshape(R, M, A)
     z = z if temperature == 1.0 else z / np.float32(temperature)
-    top = z.max(axis=-1, keepdims=True)
+    top = z.max(axis=-1)
+    unshifted = bool(np.all((top >= _UNSHIFTED[0]) & (top <= _UNSHIFTED[1])))
+    shifted = z if unshifted else z - top[..., None]
     if size * nb == A:
-        w = np.subtract(z, top)
-        np.exp(w, out=w)
+        w = np.exp(shifted)
     else:  # items A.. are padding, with no mass
         w = np.zeros((R, M, size * nb), dtype=np.float32)
-        np.exp(np.subtract(z, top, out=w[..., :A]), out=w[..., :A])
-    mass = _BlockMass(w.reshape(R, M, size, nb), A)
+        np.exp(shifted, out=w[..., :A])
+    largest = np.exp(top) if unshifted else np.ones_like(top)
+    mass = _BlockMass(w.reshape(R, M, size, nb), A, largest)
     u = np.asarray(uniforms, dtype=np.float64).reshape(R, K, 2)
     out = mass.draw(np.arange(R)[:, None], assignment[None, :], u[..., 0])  # (R, K): every position's try
     first = np.flatnonzero(out[:, 0] < 0)  # position 1's try can only miss (float rounding)
@@ -233,22 +241,30 @@ def _block_shape(n_items: int) -> tuple[int, int]:
     return root, -(-n_items // root)
 
 
+@functools.cache
+def _upper_ones(n: int) -> np.ndarray:
+    """The (n, n) upper-triangular matrix of float32 ones: x @ it is the cumulative sum of x."""
+    out = np.triu(np.ones((n, n), dtype=np.float32))
+    out.flags.writeable = False
+    return out
+
+
 class _BlockMass:
     """Inverse-CDF draws from per-expert weights ``w`` ``(R, M, size, nb)``; item a is in block a mod nb.
 
     Interleaved blocks keep every reduction over the catalog on the contiguous axis. Block sums
     and prefix sums are float32 matrix products (one BLAS pass over the catalog; products with
     triangular ones matrices instead of short ``cumsum`` calls, which are several times slower),
-    so draws are exact to float32 rounding, about 1e-7, as on the Gumbel path.
+    so draws are exact to float32 rounding, about 1e-7, as on the Gumbel path. ``largest``
+    ``(R, M)`` is each expert's largest weight.
     """
 
-    def __init__(self, w: np.ndarray, n_items: int) -> None:
+    def __init__(self, w: np.ndarray, n_items: int, largest: np.ndarray) -> None:
         size, nb = w.shape[-2:]
-        self.w, self.n_items = w, n_items
-        self.S = np.ones(size, dtype=np.float32) @ w  # (R, M, nb)
-        self.tri_blocks = np.triu(np.ones((nb, nb), dtype=np.float32))
-        self.tri_items = np.triu(np.ones((size, size), dtype=np.float32))
-        self.cdf = self.S @ self.tri_blocks  # over the blocks, each expert's whole distribution
+        self.w, self.n_items, self.largest = w, n_items, largest
+        self.ones = np.ones(size, dtype=np.float32)
+        self.S = self.ones @ w  # (R, M, nb)
+        self.cdf = self.S @ _upper_ones(nb)  # over the blocks, each expert's whole distribution
 
     def draw(
         self,
@@ -262,45 +278,33 @@ class _BlockMass:
 
         Without ``taken``, from the whole distribution; a try whose target rounding put past the
         last item with mass comes back as a taken item would, -1, and is redrawn. With ``taken``
-        ``(r, k)`` (1-D ``rows``), from the items not taken; where the mass left is tiny, or
-        rounding missed, the draw is redone in float64 from the logits ``z`` ``(R, M, A)``.
+        ``(r, k)`` (1-D ``rows``), from the items not taken (a copy of these rows' weights with
+        the taken items zeroed, re-summed); where the mass left is tiny, or rounding missed, the
+        draw is redone in float64 from the logits ``z`` ``(R, M, A)``.
         """
-        w, size, nb = self.w, *self.w.shape[-2:]
+        size, nb = self.w.shape[-2:]
         if taken is None:
-            S, cdf = self.S[rows, experts], self.cdf[rows, experts]  # (..., nb)
+            w, at, S, cdf = self.w, (rows, experts), self.S[rows, experts], self.cdf[rows, experts]
         else:
-            S, drop = self._without(rows, experts, taken, self.S[rows, experts])
-            cdf = S @ self.tri_blocks
+            w, at = self.w[rows, experts], (np.arange(rows.size),)  # (r, size, nb), a copy
+            slot, block = np.divmod(taken, nb)
+            w[at[0][:, None], slot, block] = 0.0
+            S = self.ones @ w
+            cdf = S @ _upper_ones(nb)
         target = u * cdf[..., -1]
         b = np.minimum(np.count_nonzero(cdf <= target[..., None], axis=-1), nb - 1)
         before = (np.take_along_axis(cdf, b[..., None], axis=-1) - np.take_along_axis(S, b[..., None], axis=-1))[..., 0]
-        inner_w = w[rows, experts, :, b]  # (..., size)
-        if taken is not None:
-            hit = drop[0] == b[:, None]  # taken items in the chosen block: zero weight
-            inner_w[np.nonzero(hit)[0], drop[1][hit]] = 0.0
-        inner = inner_w @ self.tri_items
+        inner = w[(*at, slice(None), b)] @ _upper_ones(size)  # (..., size): the chosen block's cumulative weights
         j = np.count_nonzero(inner <= (target - before)[..., None], axis=-1)
         item = j * nb + b
         missed = (j >= size) | (item >= self.n_items)
         if taken is None:
             return np.where(missed, -1, item)
-        redo = np.flatnonzero(missed | (cdf[:, -1] < _TINY_MASS) | (item[:, None] == taken).any(axis=-1))
+        tiny = cdf[:, -1] < _TINY_MASS * self.largest[rows, experts]
+        redo = np.flatnonzero(missed | tiny | (item[:, None] == taken).any(axis=-1))
         if redo.size:
             item[redo] = _exact_draw(z[rows[redo], experts[redo]], taken[redo], u[redo])
         return item
-
-    def _without(
-        self, rows: np.ndarray, experts: np.ndarray, taken: np.ndarray, S: np.ndarray
-    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """Block sums ``S`` ``(r, nb)`` with the ``taken`` ``(r, k)`` items removed (their blocks re-summed)."""
-        nb = self.w.shape[-1]
-        slot, block = np.divmod(taken, nb)
-        blocks = self.w[rows[:, None], experts[:, None], :, block]  # (r, k, size), a copy
-        i, j, other = np.nonzero(block[:, :, None] == block[:, None, :])  # taken item `other` is in block j
-        blocks[i, j, slot[i, other]] = 0.0
-        S = S.copy()
-        np.put_along_axis(S, block, blocks.sum(axis=-1), axis=-1)
-        return S, (block, slot)
 
 
 def _exact_draw(z: np.ndarray, taken: np.ndarray, u: np.ndarray) -> np.ndarray:
