@@ -256,7 +256,9 @@ class ESRPolicyGradient(BatchedAgent):
         else:
             with torch.no_grad():
                 logits = self._logits(users).cpu().numpy()
-        action = self._within_bounds(np.ascontiguousarray(logits))
+        action = np.ascontiguousarray(logits)
+        if not self.model.logit_bound(users) <= LOGIT_BOUND / 2:  # else no logit can be out of bounds
+            action = self._within_bounds(action)
         if self._probing and not single:
             self._force_probe_rows(obs, action)
         return action[0] if single else action

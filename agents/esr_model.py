@@ -16,8 +16,9 @@ experts. The logits are scored as [x, 1] P with P_m = [W_m; b_m] V_m, the ``(d +
 user-to-item map of each expert: one matrix product over the catalog for all experts in the
 forward pass and one in the backward pass (:class:`_TwoTowerLogits`), where the two-tower
 order (embed the users, then multiply by V) needs one forward and two backward products.
-Initialisation: item embeddings N(0, init_std^2) (the paper's code uses torch's ``nn.Embedding`` default N(0, 1)); user weights
-N(0, 1/d), bias 0; all drawn from the ``torch.Generator`` passed in.
+Initialisation: item embeddings N(0, init_std^2) (the paper's code uses torch's
+``nn.Embedding`` default N(0, 1)); user weights N(0, 1/d), bias 0; all drawn from the
+``torch.Generator`` passed in.
 """
 
 from __future__ import annotations
@@ -64,9 +65,23 @@ class TwoTowerESR(nn.Module):
 
     def forward(self, users: torch.Tensor) -> torch.Tensor:
         """Logits q_m(x, a) for user features ``(B, d)``: ``(B, M, |A|)``, contiguous."""
+        return _TwoTowerLogits.apply(*self._factors(users), self.item_embedding)
+
+    def logit_bound(self, users: torch.Tensor) -> float:
+        """A bound on every |logit| of these users, found without computing the logits.
+
+        By Cauchy-Schwarz, |[x, 1] P_m[:, a]| <= ||[x, 1]|| ||P_m[:, a]||: O(B d + M d |A|) instead
+        of a pass over the ``(B, M, |A|)`` logits. NaN or inf when a parameter is not finite.
+        """
+        with torch.no_grad():
+            rows, weight = self._factors(users)
+            columns = torch.linalg.vector_norm(torch.bmm(weight, self.item_embedding), dim=1)
+            return float(torch.linalg.vector_norm(rows, dim=1).max() * columns.max())
+
+    def _factors(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[x, 1] ``(B, d + 1)`` and [W_m; b_m] ``(M, d + 1, h)``."""
         ones = torch.ones((users.shape[0], 1), dtype=users.dtype, device=users.device)
-        weight = torch.cat([self.user_weight, self.user_bias], dim=1)  # (M, d + 1, h)
-        return _TwoTowerLogits.apply(torch.cat([users, ones], dim=1), weight, self.item_embedding)
+        return torch.cat([users, ones], dim=1), torch.cat([self.user_weight, self.user_bias], dim=1)
 
 
 class _TwoTowerLogits(torch.autograd.Function):

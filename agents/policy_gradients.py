@@ -99,9 +99,7 @@ class _LogSumExpGather(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(
-        ctx, z: torch.Tensor, index: torch.Tensor, exclude: torch.Tensor | None, mass: CatalogMass | None
-    ):
+    def forward(ctx, z: torch.Tensor, index: torch.Tensor, exclude: torch.Tensor | None, mass: CatalogMass | None):
         # Shift by the row's maximum over all items and zero the excluded ones after the exp: one
         # pass and no copy of z. If the excluded items held all but a sliver of the mass, what is
         # left may underflow; those rows are redone shifted by the maximum of the kept items.

@@ -122,7 +122,7 @@ def test_gradients_equal_plain_autograd(n_items, K, L, M, tau):
 
 @pytest.mark.parametrize(("n_items", "K", "L", "M", "tau"), CASES)
 def test_scores_with_catalog_mass_computed_ahead_are_the_same(n_items, K, L, M, tau):
-    """``mass=catalog_mass(logits / tau)``, as the learner computes it while the env steps: same values and gradients."""
+    """``mass=catalog_mass(logits / tau)``, computed ahead as the learner does: same values and gradients."""
     logits, ranking, target, assignment = instance(n_items, K, L, M, 6)
     z, asg = torch_args(logits, assignment)
     rank_t, target_t = torch.as_tensor(ranking), torch.as_tensor(target)
@@ -237,6 +237,25 @@ def test_two_tower_logits_and_gradients_equal_plain_autograd(M):
     params = list(model.parameters())
     for got, want in zip(torch.autograd.grad(logits, params, g), torch.autograd.grad(expected, params, g), strict=True):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("M", [1, 3])
+def test_logit_bound_bounds_every_logit(M):
+    """The learner skips its pass over the logits for the action bounds when this bound is below them."""
+    from agents.esr_model import TwoTowerESR
+
+    generator = torch.Generator().manual_seed(10 + M)
+    model = TwoTowerESR(50, 6, M, 5, init_std=3.0, generator=generator)
+    with torch.no_grad():
+        model.user_bias.normal_(generator=generator)
+    users = torch.randn(20, 6, generator=generator) * 4.0
+    with torch.no_grad():
+        largest = model(users).abs().max().item()
+    bound = model.logit_bound(users)
+    assert largest <= bound < 100 * largest
+    with torch.no_grad():
+        model.item_embedding[0, 0, 3] = float("nan")
+    assert not model.logit_bound(users) <= 1e6
 
 
 def test_suffix_logsumexp_matches_torch_on_both_paths():

@@ -222,11 +222,11 @@ def _sequential_sample(
         out[first, 0] = mass.draw(first, np.full(first.size, assignment[0]), u[first, 0, 1], out[first, :0], z)
     rows, earlier = np.arange(R), np.tri(K, K, -1, dtype=bool)
     while rows.size:
-        o = out[rows]
-        clash = (o[:, :, None] == o[:, None, :]).any(axis=-1, where=earlier) | (o < 0)  # (r, K)
-        has = clash.any(axis=-1)
-        rows, k = rows[has], np.argmax(clash[has], axis=-1)
+        s = np.sort(out[rows], axis=1)
+        rows = rows[(s[:, 1:] == s[:, :-1]).any(axis=1) | (s[:, 0] < 0)]  # a repeat or a missed try
         if rows.size:
+            o = out[rows]
+            k = np.argmax(((o[:, :, None] == o[:, None, :]) & earlier).any(axis=-1) | (o < 0), axis=-1)
             taken = np.where(np.arange(K - 1) < k[:, None], out[rows, : K - 1], out[rows, :1])  # padded by a repeat
             out[rows, k] = mass.draw(rows, assignment[k], u[rows, k, 1], taken, z)
     return out.reshape(*batch, K)
@@ -265,6 +265,7 @@ class _BlockMass:
         self.ones = np.ones(size, dtype=np.float32)
         self.S = self.ones @ w  # (R, M, nb)
         self.cdf = self.S @ _upper_ones(nb)  # over the blocks, each expert's whole distribution
+        self.before = self.cdf - self.S  # the mass in the blocks before each block
 
     def draw(
         self,
@@ -284,18 +285,19 @@ class _BlockMass:
         """
         size, nb = self.w.shape[-2:]
         if taken is None:
-            w, at, S, cdf = self.w, (rows, experts), self.S[rows, experts], self.cdf[rows, experts]
+            w, at, cdf, before = self.w, (rows, experts), self.cdf[rows, experts], self.before[rows, experts]
         else:
             w, at = self.w[rows, experts], (np.arange(rows.size),)  # (r, size, nb), a copy
             slot, block = np.divmod(taken, nb)
             w[at[0][:, None], slot, block] = 0.0
             S = self.ones @ w
             cdf = S @ _upper_ones(nb)
+            before = cdf - S
         target = u * cdf[..., -1]
         b = np.minimum(np.count_nonzero(cdf <= target[..., None], axis=-1), nb - 1)
-        before = (np.take_along_axis(cdf, b[..., None], axis=-1) - np.take_along_axis(S, b[..., None], axis=-1))[..., 0]
+        offset = target - np.take_along_axis(before, b[..., None], axis=-1)[..., 0]  # the target within block b
         inner = w[(*at, slice(None), b)] @ _upper_ones(size)  # (..., size): the chosen block's cumulative weights
-        j = np.count_nonzero(inner <= (target - before)[..., None], axis=-1)
+        j = np.count_nonzero(inner <= offset[..., None], axis=-1)
         item = j * nb + b
         missed = (j >= size) | (item >= self.n_items)
         if taken is None:
