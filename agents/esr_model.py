@@ -70,13 +70,14 @@ class TwoTowerESR(nn.Module):
     def logit_bound(self, users: torch.Tensor) -> float:
         """A bound on every |logit| of these users, found without computing the logits.
 
-        By Cauchy-Schwarz, |[x, 1] P_m[:, a]| <= ||[x, 1]|| ||P_m[:, a]||: O(B d + M d |A|) instead
-        of a pass over the ``(B, M, |A|)`` logits. NaN or inf when a parameter is not finite.
+        |[x, 1] [W_m; b_m] nu_m(a)| <= ||[x, 1]|| ||[W_m; b_m]||_F ||nu_m(a)||: O(B d + M h |A|)
+        instead of a pass over the ``(B, M, |A|)`` logits. NaN or inf when a parameter is not finite.
         """
         with torch.no_grad():
             rows, weight = self._factors(users)
-            columns = torch.linalg.vector_norm(torch.bmm(weight, self.item_embedding), dim=1)
-            return float(torch.linalg.vector_norm(rows, dim=1).max() * columns.max())
+            items = self.item_embedding.square().sum(dim=1).amax(dim=1).sqrt()  # (M,): the longest item vector
+            experts = torch.linalg.vector_norm(weight, dim=(1, 2)) * items
+            return float(torch.linalg.vector_norm(rows, dim=1).max() * experts.max())
 
     def _factors(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[x, 1] ``(B, d + 1)`` and [W_m; b_m] ``(M, d + 1, h)``."""
