@@ -72,9 +72,10 @@ def test_batch_world_is_the_env_world():
 
 
 @pytest.mark.parametrize("name", ["v-pg", "ca-pg-swr"])
-def test_catalog_pass_ahead_gives_the_same_steps(name):
+def test_catalog_pass_ahead_gives_the_same_steps(name, monkeypatch):
     """act starts the catalog pass on the worker thread; an update handed a copy of the observation
     recomputes the logits and the pass itself. Both give the same actions, step after step."""
+    monkeypatch.setattr("agents.esr_learner._OVERLAP_MIN", 0)  # the worker even for this small batch
     runs = []
     for ahead in (True, False):
         env = small_env(n_experts=2)
@@ -84,6 +85,7 @@ def test_catalog_pass_ahead_gives_the_same_steps(name):
         actions = []
         for _ in range(10):
             action = agent.act(obs)
+            assert agent._graph[2] is not None  # the pass is under way on the worker
             next_obs, reward, _, _, info = vec.step(action)
             agent.update(obs if ahead else obs.copy(), action, reward, public_info(info))
             actions.append(action.copy())
@@ -93,11 +95,12 @@ def test_catalog_pass_ahead_gives_the_same_steps(name):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
-def test_learner_trains_in_a_forked_child():
+def test_learner_trains_in_a_forked_child(monkeypatch):
     """A child forked after the parent trained (as bench workers are) has no catalog worker thread
     of its own until it makes one: its updates must not wait on the parent's."""
     import multiprocessing
 
+    monkeypatch.setattr("agents.esr_learner._OVERLAP_MIN", 0)
     env = small_env()
     agent = agents.make("v-pg-swr", env, batch_size=16)
     agent.reset(0)
