@@ -355,7 +355,7 @@ class ESRPolicyGradient(BatchedAgent):
             logits, mass = graph[1], None if graph[2] is None else graph[2].result()
             if keep is not None:
                 rows = torch.as_tensor(keep, device=self.device)
-                logits, mass = logits[rows], mass.rows(rows)
+                logits, mass = logits[rows], None if mass is None else mass.rows(rows)
         else:
             logits = self._logits(self._users(obs))
         loss = self._loss(logits, torch.as_tensor(ranking, device=self.device), candidates, r, mass)

@@ -93,44 +93,58 @@ class _LogSumExpGather(torch.autograd.Function):
     A score needs only these from the catalog-wide logits: a normaliser per expert and the logits
     of a few items. Autograd through ``torch.logsumexp`` and ``gather`` makes five passes over z
     in the backward (recompute exp(z - lse), scale, a zero tensor for the gather, scatter, add);
-    here the forward keeps exp(z - max) and the backward is one scaling pass and a small scatter.
+    here the forward keeps exp(z - max) and the backward is one scaling pass (in place) and a small
+    scatter.
     The gradient is the same (softmax over the kept items times g_lse, plus g_picked at ``index``);
     ``tests/agents/test_esr_scores.py`` checks it against plain autograd and by ``gradcheck``.
     """
 
     @staticmethod
     def forward(ctx, z: torch.Tensor, index: torch.Tensor, exclude: torch.Tensor | None, mass: CatalogMass | None):
-        # Shift by the row's maximum over all items and zero the excluded ones after the exp: one
-        # pass and no copy of z. If the excluded items held all but a sliver of the mass, what is
-        # left may underflow; those rows are redone shifted by the maximum of the kept items.
-        if mass is None:
-            mass = catalog_mass(z, exclude)
-        elif exclude is not None:
-            mass.weights.scatter_(-1, exclude, 0.0)
-            mass = mass._replace(total=mass.weights.sum(dim=-1, keepdim=True))
-        top, e, total = mass
-        low = total < _LOW_MASS
-        if exclude is not None and bool(low.any()):
-            kept = z.scatter(-1, exclude, -math.inf)
-            top_kept = kept.amax(dim=-1, keepdim=True)
-            top_kept = torch.where(torch.isfinite(top_kept), top_kept, torch.zeros_like(top_kept))
-            top = torch.where(low, top_kept, top)
-            e = torch.where(low, _exp_in_place(kept - top), e)
-            total = e.sum(dim=-1, keepdim=True)
-        ctx.save_for_backward(e, total, index)
+        top, e, total = _kept_mass(z, exclude, mass)
+        ctx.save_for_backward(z, exclude, total, index)
+        ctx.weights = e  # an intermediate, kept out of the saved-tensor version checks: the backward scales it
         return (torch.log(total) + top).squeeze(-1), z.gather(-1, index)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g_total: torch.Tensor | None, g_picked: torch.Tensor | None):
-        e, total, index = ctx.saved_tensors
+        z, exclude, total, index = ctx.saved_tensors
+        # The first backward scales e in place (the gradient is its only use: no new catalog-sized
+        # buffer); a second one (``retain_graph``, ``gradcheck``) recomputes it from z.
+        e = ctx.weights if ctx.weights is not None else _kept_mass(z, exclude, None).weights
+        ctx.weights = None
         if g_total is None:
-            grad = torch.zeros_like(e)
+            grad = e.zero_()
         else:
-            grad = e * torch.where(total > 0, g_total.unsqueeze(-1) / total, 0.0)
+            grad = e.mul_(torch.where(total > 0, g_total.unsqueeze(-1) / total, 0.0))
         if g_picked is not None:
             grad.scatter_add_(-1, index, g_picked)
         return grad, None, None, None
+
+
+def _kept_mass(z: torch.Tensor, exclude: torch.Tensor | None, mass: CatalogMass | None) -> CatalogMass:
+    """:class:`CatalogMass` of z over the items not in ``exclude``, from ``mass`` (consumed) when given.
+
+    Shift by the row's maximum over all items and zero the excluded ones after the exp: one pass
+    and no copy of z. If the excluded items held all but a sliver of the mass, what is left may
+    underflow; those rows are redone shifted by the maximum of the kept items.
+    """
+    if mass is None:
+        mass = catalog_mass(z, exclude)
+    elif exclude is not None:
+        mass.weights.scatter_(-1, exclude, 0.0)
+        mass = mass._replace(total=mass.weights.sum(dim=-1, keepdim=True))
+    top, e, total = mass
+    low = total < _LOW_MASS
+    if exclude is not None and bool(low.any()):
+        kept = z.scatter(-1, exclude, -math.inf)
+        top_kept = kept.amax(dim=-1, keepdim=True)
+        top_kept = torch.where(torch.isfinite(top_kept), top_kept, torch.zeros_like(top_kept))
+        top = torch.where(low, top_kept, top)
+        e = torch.where(low, _exp_in_place(kept - top), e)
+        total = e.sum(dim=-1, keepdim=True)
+    return CatalogMass(top, e, total)
 
 
 def _exp_in_place(x: torch.Tensor) -> torch.Tensor:

@@ -71,23 +71,24 @@ def test_batch_world_is_the_env_world():
     assert record["policy_value"] == value
 
 
-@pytest.mark.parametrize("name", ["v-pg", "ca-pg-swr"])
-def test_catalog_pass_ahead_gives_the_same_steps(name, monkeypatch):
-    """act starts the catalog pass on the worker thread; an update handed a copy of the observation
-    recomputes the logits and the pass itself. Both give the same actions, step after step."""
-    monkeypatch.setattr("agents.esr_learner._OVERLAP_MIN", 0)  # the worker even for this small batch
+@pytest.mark.parametrize(("name", "kwargs"), [("v-pg", {}), ("ca-pg-swr", {}), ("ca-pg", {"adaptive_lr": "probe"})])
+def test_catalog_pass_ahead_gives_the_same_steps(name, kwargs, monkeypatch):
+    """act starts the catalog pass on the worker thread for large batches; small ones compute it in
+    update. Both give the same actions, step after step (with the probe, also when rows of
+    repeated users leave the gradient)."""
     runs = []
     for ahead in (True, False):
+        monkeypatch.setattr("agents.esr_learner._OVERLAP_MIN", 0 if ahead else 2**62)
         env = small_env(n_experts=2)
-        agent = agents.make(name, env, batch_size=16)
+        agent = agents.make(name, env, batch_size=16, **kwargs)
         agent.reset(0)
         vec, obs = vector_env(0, n_experts=2)
         actions = []
         for _ in range(10):
             action = agent.act(obs)
-            assert agent._graph[2] is not None  # the pass is under way on the worker
+            assert (agent._graph[2] is not None) == ahead  # the pass is under way on the worker
             next_obs, reward, _, _, info = vec.step(action)
-            agent.update(obs if ahead else obs.copy(), action, reward, public_info(info))
+            agent.update(obs, action, reward, public_info(info))
             actions.append(action.copy())
             obs = next_obs
         runs.append(np.array(actions))
