@@ -87,7 +87,9 @@ def make_esr_learner(
         num_threads: ``torch.set_num_threads`` at ``reset`` (process-wide); ``None`` leaves it.
             One thread by default: a second gains 10-20% on an idle 2-core machine, but when
             another process holds a core every small op waits on the thread barrier and a step
-            becomes 10-30 times slower.
+            becomes 10-30 times slower. Independently of this, for batches of 2^18 logits or
+            more the learner starts its first pass over the catalog on one worker thread while
+            the environment steps (``agents.esr_learner``, "Overlap with the environment").
 
     Raises:
         ImportError: torch is not installed.

@@ -270,6 +270,7 @@ class ESRPolicyGradient(BatchedAgent):
         if not self.model.logit_bound(users) <= LOGIT_BOUND / 2:  # else no logit can be out of bounds
             action = self._within_bounds(action)
         if self._probing and not single:
+            action = action.copy()  # the logits' memory is the graph's, which the worker may be reading
             self._force_probe_rows(obs, action)
         return action[0] if single else action
 

@@ -93,10 +93,10 @@ class _LogSumExpGather(torch.autograd.Function):
     A score needs only these from the catalog-wide logits: a normaliser per expert and the logits
     of a few items. Autograd through ``torch.logsumexp`` and ``gather`` makes five passes over z
     in the backward (recompute exp(z - lse), scale, a zero tensor for the gather, scatter, add);
-    here the forward keeps exp(z - max) and the backward is one scaling pass (in place) and a small
-    scatter.
-    The gradient is the same (softmax over the kept items times g_lse, plus g_picked at ``index``);
-    ``tests/agents/test_esr_scores.py`` checks it against plain autograd and by ``gradcheck``.
+    here the forward keeps exp(z - max) and the backward is one scaling pass (in place) and a
+    small scatter. The gradient is the same (softmax over the kept items times g_lse, plus
+    g_picked at ``index``); ``tests/agents/test_esr_scores.py`` checks it against plain autograd
+    and by ``gradcheck``.
     """
 
     @staticmethod

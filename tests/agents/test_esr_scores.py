@@ -103,17 +103,22 @@ def reference_gradient(fn, z, *args):
         pg._total_and_pick = original
 
 
-@pytest.mark.parametrize(("n_items", "K", "L", "M", "tau"), CASES)
-def test_gradients_equal_plain_autograd(n_items, K, L, M, tau):
-    logits, ranking, target, assignment = instance(n_items, K, L, M, 4)
+def score_calls(n_items, K, L, M, tau, seed):
+    """float64 logits of an instance and, for each of the four scores, (score function, its other arguments)."""
+    logits, ranking, target, assignment = instance(n_items, K, L, M, seed)
     z, asg = torch_args(logits, assignment)
     rank_t, target_t = torch.as_tensor(ranking), torch.as_tensor(target)
-    calls = [
+    return z, [
         (pg.pl_log_prob, (rank_t, tau, asg)),
         (pg.pl_log_prob_swr, (rank_t, tau, asg)),
         (pg.ca_log_marginal, (target_t, K, tau, asg)),
         (pg.ca_log_marginal_swr, (target_t, K, tau, asg)),
     ]
+
+
+@pytest.mark.parametrize(("n_items", "K", "L", "M", "tau"), CASES)
+def test_gradients_equal_plain_autograd(n_items, K, L, M, tau):
+    z, calls = score_calls(n_items, K, L, M, tau, 4)
     for fn, args in calls:
         x = z.detach().clone().requires_grad_()
         fn(x, *args).sum().backward()
@@ -123,15 +128,7 @@ def test_gradients_equal_plain_autograd(n_items, K, L, M, tau):
 @pytest.mark.parametrize(("n_items", "K", "L", "M", "tau"), CASES)
 def test_scores_with_catalog_mass_computed_ahead_are_the_same(n_items, K, L, M, tau):
     """``mass=catalog_mass(logits / tau)``, computed ahead as the learner does: same values and gradients."""
-    logits, ranking, target, assignment = instance(n_items, K, L, M, 6)
-    z, asg = torch_args(logits, assignment)
-    rank_t, target_t = torch.as_tensor(ranking), torch.as_tensor(target)
-    calls = [
-        (pg.pl_log_prob, (rank_t, tau, asg)),
-        (pg.pl_log_prob_swr, (rank_t, tau, asg)),
-        (pg.ca_log_marginal, (target_t, K, tau, asg)),
-        (pg.ca_log_marginal_swr, (target_t, K, tau, asg)),
-    ]
+    z, calls = score_calls(n_items, K, L, M, tau, 6)
     for fn, args in calls:
         plain, ahead = z.detach().clone().requires_grad_(), z.detach().clone().requires_grad_()
         want = fn(plain, *args)
@@ -140,8 +137,9 @@ def test_scores_with_catalog_mass_computed_ahead_are_the_same(n_items, K, L, M, 
         want.sum().backward()
         got.sum().backward()
         torch.testing.assert_close(ahead.grad, plain.grad, atol=1e-12, rtol=1e-12)
+    fn, args = calls[1]
     with pytest.raises(ValueError, match="mass was computed for logits of shape"):
-        pg.pl_log_prob_swr(z, rank_t, tau, asg, mass=pg.catalog_mass(z[:3]))
+        fn(z, *args, mass=pg.catalog_mass(z[:3]))
 
 
 def test_catalog_backward_passes_gradcheck():

@@ -160,8 +160,9 @@ def candidates_from_noise(
     Experts: positions in turn, position k drawing from softmax(logits_{m(k)} / tau) over the
     items not yet taken, by inverse-CDF sampling at the uniforms ``noise[..., k, :]`` (the
     sequential Plackett-Luce policy of Sec. 3.2, exactly). One pass over the M |A| logits gives
-    each expert's weights and their sums over about sqrt(|A|) blocks; each position then costs
-    operations on arrays of about sqrt(|A|) per row. ``_sequential_sample`` gives the details.
+    each expert's weights and their sums over about sqrt(|A|) blocks; each position's first try
+    then costs operations on arrays of about sqrt(|A|), and a try that hits an item already taken
+    is redrawn from a copy of that row's |A| weights. ``_sequential_sample`` gives the details.
     Probabilities are exact to float32 rounding (about 1e-7), and stay so when the items taken
     hold nearly all the mass (a float64 redraw from the logits covers float32 underflow).
     """
