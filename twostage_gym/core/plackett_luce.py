@@ -233,8 +233,12 @@ def _sequential_sample(
     return out.reshape(*batch, K)
 
 
+@functools.cache
 def _block_shape(n_items: int) -> tuple[int, int]:
-    """(items per block, blocks) for :class:`_BlockMass`: both about sqrt(|A|), exact when |A| factors so."""
+    """(items per block, blocks) for :class:`_BlockMass`: both about sqrt(|A|), exact when |A| factors so.
+
+    Cached: the divisor search runs once per catalog size, not at every step.
+    """
     root = int(np.ceil(np.sqrt(n_items)))
     for size in range(root, max(1, root // 2) - 1, -1):
         if n_items % size == 0:
