@@ -7,7 +7,7 @@ seeds of regret / T with a stated threshold. Add a claim with :func:`register_cl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,18 @@ from agents.bench.config import RunConfig, format_seeds, validate_configs
 from agents.bench.records import read_records, record_key
 from agents.bench.run import Job, execute, run_into
 
-__all__ = ["CLAIMS", "Cell", "Claim", "Expectation", "collect_records", "register_claim", "render_claim", "run_claim"]
+__all__ = [
+    "CLAIMS",
+    "Cell",
+    "Claim",
+    "Expectation",
+    "collect_records",
+    "register_claim",
+    "render_claim",
+    "run_claim",
+    "verdict",
+    "verdict_text",
+]
 
 SUBLINEAR_BELOW = 0.05
 """Median regret / T under which a run counts as 'sublinear' (regret/T -> 0) at the claim's horizon."""
@@ -84,9 +95,10 @@ class Claim:
         workers: int = 1,
         out: str | Path | None = None,
         progress: bool = True,
+        run_missing: bool = True,
     ) -> dict[str, Any]:
         """Run the claim; see :func:`run_claim`."""
-        return run_claim(self, steps, seeds, workers, out, progress)
+        return run_claim(self, steps, seeds, workers, out, progress, run_missing)
 
     def render(self, result: dict[str, Any]) -> str:
         """The result as text; see :func:`render_claim`."""
@@ -95,7 +107,8 @@ class Claim:
 
 CLAIMS: dict[str, Any] = {}
 """Registered claims by name: objects with ``name``, ``title``, ``source``, ``run(steps, seeds, workers,
-out, progress) -> result`` (a JSON-serialisable dict with a boolean ``reproduced``) and ``render(result)``."""
+out, progress, run_missing) -> result`` (a JSON-serialisable dict whose ``reproduced`` is a
+:func:`verdict`) and ``render(result)``."""
 
 
 def register_claim(claim: Any) -> None:
@@ -109,6 +122,22 @@ def _with_steps(config: RunConfig, steps: int) -> RunConfig:
     return RunConfig(config.env_id, config.agent, steps, config.env_kwargs, config.agent_kwargs)
 
 
+def verdict(holds: Iterable[bool | None]) -> bool | None:
+    """A claim's ``reproduced`` from its cells' or checks' verdicts (None: not run yet).
+
+    False as soon as one verdict is False; otherwise None while any is pending; else True.
+    """
+    holds = list(holds)
+    if any(h is False for h in holds):
+        return False
+    return None if any(h is None for h in holds) else True
+
+
+def verdict_text(holds: bool | None) -> str:
+    """``yes``, ``no`` or ``pending``."""
+    return "pending" if holds is None else "yes" if holds else "no"
+
+
 def collect_records(
     name: str,
     configs: list[RunConfig],
@@ -116,22 +145,32 @@ def collect_records(
     workers: int,
     out: str | Path | None,
     progress: bool,
+    run_missing: bool = True,
 ) -> dict[tuple[str, str, int, str], dict[str, Any]]:
     """Run every (config, seed) job (resuming from ``out`` if given) and return the records by key.
 
+    Args:
+        run_missing: False runs nothing and returns the records ``out`` already holds (a report on a
+            run in progress); the jobs not run yet have no key in the result.
+
     Raises:
         RuntimeError: if any job failed (the others' records are kept in ``out``).
+        ValueError: ``run_missing`` is False and there is no ``out`` to read.
     """
     configs = list(dict.fromkeys(configs))
     jobs = [Job(config, seed) for config in configs for seed in seeds]
+    if out is None and not run_missing:
+        raise ValueError("a report of records already run (run_missing=False) needs a results directory: out")
     records: dict[tuple[str, str, int, str], dict[str, Any]] = {}
+    errors: list[str] = []
     if out is None:
         validate_configs(configs)
         failed = execute(jobs, workers, lambda r: records.__setitem__(record_key(r), r), progress, name)
         errors = [f"{job.config.label()} on {job.config.env_id} seed {job.seed}: {error}" for job, error in failed]
     else:
-        summary = run_into(out, jobs, workers, progress)
-        errors = [f"{f['agent']} on {f['env_id']} seed {f['seed']}: {f['error']}" for f in summary["failed"]]
+        if run_missing:
+            summary = run_into(out, jobs, workers, progress)
+            errors = [f"{f['agent']} on {f['env_id']} seed {f['seed']}: {f['error']}" for f in summary["failed"]]
         wanted = {job.key for job in jobs}
         records = {record_key(r): r for r in read_records(out) if record_key(r) in wanted}
     if errors:
@@ -146,6 +185,7 @@ def run_claim(
     workers: int = 1,
     out: str | Path | None = None,
     progress: bool = True,
+    run_missing: bool = True,
 ) -> dict[str, Any]:
     """Run every cell of ``claim`` and judge it against the paper.
 
@@ -156,21 +196,25 @@ def run_claim(
         workers: processes.
         out: a results directory to append records to (and resume from); None keeps them in memory.
         progress: show a progress bar on stderr.
+        run_missing: False runs nothing and judges the records ``out`` already holds: a cell is
+            judged on the seeds it has, and a cell with none is pending.
 
     Returns:
         JSON-serialisable: ``claim``, ``title``, ``source``, ``steps``, ``seeds``, ``reproduced``
-        and ``cells``, each with ``row``, ``column``, ``agent``, ``agent_kwargs``, ``env_id``,
-        ``regret_per_step`` (per seed), ``median_regret_per_step``, ``paper``, ``observed``, ``agrees``.
+        (a :func:`verdict`) and ``cells``, each with ``row``, ``column``, ``agent``,
+        ``agent_kwargs``, ``env_id``, ``regret_per_step`` (per seed run), ``median_regret_per_step``,
+        ``paper``, ``observed`` and ``agrees`` (the last three None for a pending cell).
     """
     steps = claim.steps if steps is None else steps
     seeds = list(claim.seeds) if seeds is None else seeds
     configs = [_with_steps(cell.config, steps) for cell in claim.cells]
-    records = collect_records(claim.name, configs, seeds, workers, out, progress)
+    records = collect_records(claim.name, configs, seeds, workers, out, progress, run_missing)
     cells = []
     for cell, config in zip(claim.cells, configs, strict=True):
-        rates = [records[Job(config, seed).key]["cumulative_regret"] / steps for seed in seeds]
-        median = float(np.median(rates))
-        observed = cell.expectation.observed(median)
+        keys = [Job(config, seed).key for seed in seeds]
+        rates = [records[key]["cumulative_regret"] / steps for key in keys if key in records]
+        median = float(np.median(rates)) if rates else None
+        observed = None if median is None else cell.expectation.observed(median)
         cells.append(
             {
                 "row": cell.row,
@@ -182,7 +226,7 @@ def run_claim(
                 "median_regret_per_step": median,
                 "paper": cell.expectation.paper,
                 "observed": observed,
-                "agrees": observed == cell.expectation.expected,
+                "agrees": None if observed is None else observed == cell.expectation.expected,
             }
         )
     return {
@@ -191,7 +235,7 @@ def run_claim(
         "source": claim.source,
         "steps": steps,
         "seeds": seeds,
-        "reproduced": all(cell["agrees"] for cell in cells),
+        "reproduced": verdict(cell["agrees"] for cell in cells),
         "cells": cells,
     }
 
@@ -207,15 +251,22 @@ def render_claim(result: dict[str, Any], note: str = "") -> str:
     ]
     for cell in result["cells"]:
         rates = cell["regret_per_step"]
-        spread = f"{min(rates):.3f} .. {max(rates):.3f}"
+        if rates:
+            median = f"{cell['median_regret_per_step']:.3f}"
+            spread = f"{min(rates):.3f} .. {max(rates):.3f}"
+            if len(rates) < len(result["seeds"]):
+                spread += f" ({len(rates)}/{len(result['seeds'])} seeds)"
+        else:
+            median, spread = "pending", ""
+        agrees = "" if cell["agrees"] is None else "yes" if cell["agrees"] else "NO"
         lines.append(
-            f"  {cell['row']:<32} {cell['column']:<10} {cell['median_regret_per_step']:>15.3f}  {spread:<17}  "
-            f"{cell['paper']:<28} {cell['observed']:<10} {'yes' if cell['agrees'] else 'NO'}"
+            f"  {cell['row']:<32} {cell['column']:<10} {median:>15}  {spread:<17}  "
+            f"{cell['paper']:<28} {cell['observed'] or '':<10} {agrees}"
         )
-    agree = sum(cell["agrees"] for cell in result["cells"])
+    agree = sum(bool(cell["agrees"]) for cell in result["cells"])
     lines += [
         "",
-        f"  reproduced: {'yes' if result['reproduced'] else 'no'} ({agree}/{len(result['cells'])} cells agree)",
+        f"  reproduced: {verdict_text(result['reproduced'])} ({agree}/{len(result['cells'])} cells agree)",
     ]
     if note:
         lines += [f"  {line}" for line in note.splitlines()]

@@ -267,6 +267,11 @@ def _configure_reproduce(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", metavar="SEEDS", help="seeds, e.g. '0-9' (default: the claim's)")
     parser.add_argument("--workers", type=_positive_int, metavar="K", help="worker processes (default: os.cpu_count())")
     parser.add_argument("--out", metavar="DIR", help="keep the records in DIR (and resume from it)")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="run nothing: judge the records already in --out DIR (cells not run yet show as pending)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 unless every cell agrees with the paper")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_json(parser)
@@ -279,11 +284,13 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         return _cmd_list(argparse.Namespace(what="claims", json=args.json))
     if args.claim not in CLAIMS:
         raise BenchError(f"unknown claim {args.claim!r}; registered: {', '.join(CLAIMS)}")
+    if args.report and args.out is None:
+        raise BenchError("--report judges the records of a results directory: give --out DIR")
     claim = CLAIMS[args.claim]
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     workers = args.workers or os.cpu_count() or 1
     try:
-        result = claim.run(args.steps, seeds, workers, args.out, progress=not args.no_progress)
+        result = claim.run(args.steps, seeds, workers, args.out, not args.no_progress, not args.report)
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return 130
@@ -291,7 +298,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         _print_json(result)
     else:
         print(claim.render(result))
-    return 1 if args.check and not result["reproduced"] else 0
+    return 1 if args.check and result["reproduced"] is not True else 0
 
 
 COMMANDS: dict[str, Command] = {
@@ -328,8 +335,9 @@ COMMANDS: dict[str, Command] = {
     ),
     "reproduce": Command(
         "reproduce a paper's claim and print our numbers beside the paper's",
-        "Run the configurations of a registered claim and print, per cell, our median regret / T\n"
-        "beside the paper's prediction. --steps and --seeds give a reduced run.",
+        "Run the configurations of a registered claim and print, per cell, our numbers beside the\n"
+        "paper's. --steps and --seeds give a reduced run; --out DIR keeps the records, so a second\n"
+        "run resumes, and --out DIR --report prints the claim from the records so far, running nothing.",
         _configure_reproduce,
         _cmd_reproduce,
     ),

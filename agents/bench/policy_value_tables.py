@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.bench.claims import collect_records, register_claim
+from agents.bench.claims import collect_records, register_claim, verdict, verdict_text
 from agents.bench.config import RunConfig, format_seeds
 from agents.bench.paper_tables import KIYOHARA2026_TABLE2, KIYOHARA2026_TABLE3
 from agents.bench.run import Job
@@ -88,18 +88,24 @@ class PolicyValueTable:
         workers: int = 1,
         out: str | Path | None = None,
         progress: bool = True,
+        run_missing: bool = True,
     ) -> dict[str, Any]:
-        """Run every cell (resuming from ``out``) and collect the values at T/10 and T."""
+        """Run every cell (resuming from ``out``) and collect the values at T/10 and T.
+
+        With ``run_missing=False`` nothing runs: the table is made of the records ``out`` already
+        holds (a report on a run in progress). A cell is then averaged over the seeds it has
+        (``n_seeds``), a cell with none is pending (its values None), and so is every check that
+        reads a pending cell.
+        """
         steps = self.steps if steps is None else steps
         seeds = list(self.seeds) if seeds is None else seeds
         configs = self.configs(steps)
-        records = collect_records(self.name, list(configs.values()), seeds, workers, out, progress)
+        records = collect_records(self.name, list(configs.values()), seeds, workers, out, progress, run_missing)
         early = max(1, steps // 10)
         cells = []
         for (method, column), config in configs.items():
-            runs = [records[Job(config, seed).key] for seed in seeds]
-            at_early = [value_at(r, early) for r in runs]
-            at_end = [value_at(r, steps) for r in runs]
+            keys = [Job(config, seed).key for seed in seeds]
+            runs = [records[key] for key in keys if key in records]
             cells.append(
                 {
                     "method": method,
@@ -107,17 +113,18 @@ class PolicyValueTable:
                     "env_kwargs": config.env_kwargs,
                     "agent_kwargs": config.agent_kwargs,
                     "early_step": early,
-                    "value_early": _mean_se(at_early),
-                    "value_final": _mean_se(at_end),
+                    "n_seeds": len(runs),
+                    "value_early": _mean_se([value_at(r, early) for r in runs]),
+                    "value_final": _mean_se([value_at(r, steps) for r in runs]),
                     "overflows": sum(r.get("overflow_step") is not None for r in runs),
                     "paper": self.paper.get(method, {}).get(column),
                     "curves": [(r["curve"]["steps"], r["curve"]["policy_value"]) for r in runs],
                 }
             )
         by_cell = {(c["method"], c["column"]): c for c in cells}
-        verdicts = [{"check": text, "holds": bool(test(by_cell))} for text, test in self.checks]
+        verdicts = [{"check": text, "holds": _judge(test, by_cell)} for text, test in self.checks]
         result = {"claim": self.name, "title": self.title, "source": self.source, "steps": steps, "seeds": seeds}
-        result.update(cells=cells, checks=verdicts, reproduced=all(v["holds"] for v in verdicts))
+        result.update(cells=cells, checks=verdicts, reproduced=verdict(v["holds"] for v in verdicts))
         if out is not None and self.plot_columns:
             result["figure"] = self.plot(result, Path(out))
         return result
@@ -141,16 +148,21 @@ class PolicyValueTable:
             paper = []
             for column in columns:
                 cell = by_cell[(method, column)]
+                paper.append(_paper_text(cell["paper"]))
+                if not cell["n_seeds"]:
+                    ours.append("pending")
+                    continue
                 (e, e_se), (f, f_se) = cell["value_early"], cell["value_final"]
                 flag = f" [{cell['overflows']} overflow]" if cell["overflows"] else ""
+                if cell["n_seeds"] < len(result["seeds"]):
+                    flag += f" ({cell['n_seeds']}/{len(result['seeds'])} seeds)"
                 ours.append(f"{e:.2f}±{e_se:.2f} -> {f:.2f}±{f_se:.2f}{flag}")
-                paper.append(_paper_text(cell["paper"]))
             lines.append(f"  {method:<10} " + " ".join(f"{s:<{width}}" for s in ours))
             lines.append(f"  {'  paper':<10} " + " ".join(f"{s:<{width}}" for s in paper))
         if result["checks"]:
             lines.append("")
-            lines += [f"  {'yes' if v['holds'] else 'NO ':<4} {v['check']}" for v in result["checks"]]
-            lines.append(f"  reproduced: {'yes' if result['reproduced'] else 'no'}")
+            lines += [f"  {_CHECK_MARK[v['holds']]:<7} {v['check']}" for v in result["checks"]]
+            lines.append(f"  reproduced: {verdict_text(result['reproduced'])}")
         if result.get("figure"):
             lines += ["", f"  learning curves: {result['figure']}"]
         if self.note:
@@ -181,7 +193,13 @@ class PolicyValueTable:
             ax.set_xlabel("gradient steps")
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("policy value (deterministic ESR)")
-        axes[0][0].legend(fontsize=8)
+        # Each method's label sits on its first curve, in whichever column has one (a table in progress).
+        handles: dict[str, Any] = {}
+        for ax in axes[0]:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                handles.setdefault(label, handle)
+        if handles:
+            axes[0][0].legend(list(handles.values()), list(handles), fontsize=8)
         fig.suptitle(f"{self.name}: learning curves, one line per seed", fontsize=10)
         fig.tight_layout()
         out.mkdir(parents=True, exist_ok=True)
@@ -198,15 +216,39 @@ def _paper_text(value: tuple[float | None, float] | None) -> str:
     return ("" if early is None else f"{early:.2f} -> ") + f"{final:.2f}"
 
 
+_CHECK_MARK = {True: "yes", False: "NO", None: "pending"}
+
+
+class _Pending(Exception):
+    """A check read a cell that has no run yet."""
+
+
+def _judge(test: Callable[[dict[tuple[str, str], dict[str, Any]]], bool], cells: dict) -> bool | None:
+    try:
+        return bool(test(cells))
+    except _Pending:
+        return None
+
+
+def _value(cells: dict, method: str, column: str, which: str) -> float:
+    value = cells[(method, column)][which]
+    if value is None:
+        raise _Pending
+    return value[0]
+
+
 def _early(cells: dict, method: str, column: str) -> float:
-    return cells[(method, column)]["value_early"][0]
+    return _value(cells, method, column, "value_early")
 
 
 def _final(cells: dict, method: str, column: str) -> float:
-    return cells[(method, column)]["value_final"][0]
+    return _value(cells, method, column, "value_final")
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
+def _mean_se(values: list[float]) -> tuple[float, float] | None:
+    """Mean and standard error; None for no values (a pending cell)."""
+    if not values:
+        return None
     arr = np.asarray(values, dtype=float)
     se = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else 0.0
     return float(arr.mean()), se
@@ -223,7 +265,7 @@ register_claim(
         source=f"{SOURCE}, Table 2 and Figure 3",
         columns={
             "K=5": {"n_candidates": 5},
-            "K=10": {"n_candidates": 10},
+            "K=10": {},  # the env's default K = 10: the same runs as Table 3's L=1,M=1 column
             "K=20": {"n_candidates": 20},
             "noisy": {"lsr": "noisy"},
             "uniform": {"lsr": "uniform"},

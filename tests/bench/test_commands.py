@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -67,11 +68,18 @@ def test_reproduce_prop2_reduced(capsys: pytest.CaptureFixture[str]) -> None:
     assert isinstance(result["reproduced"], bool)
 
 
-def test_reproduce_text_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
+def test_reproduce_text_and_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     argv = ["reproduce", "hron2021-deadlock", "--steps", "100", "--seeds", "0", "--workers", "1", "--no-progress"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "median regret/T" in out and "paper" in out and "stuck" in out
+    # --report on a directory with no records yet: every cell pending, nothing run.
+    assert main([*argv, "--out", str(tmp_path), "--report", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["reproduced"] is None and all(c["agrees"] is None for c in report["cells"])
+    assert not (tmp_path / "records.jsonl").exists()
+    assert main([*argv, "--out", str(tmp_path), "--report"]) == 0
+    assert "reproduced: pending (0/4 cells agree)" in capsys.readouterr().out
     assert main(["reproduce", "--list"]) == 0
     listed = capsys.readouterr().out
     assert all(name in listed for name in CLAIMS)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from agents.bench.claims import CLAIMS, verdict
 from agents.bench.cli import main
 from agents.bench.paper_tables import KIYOHARA2026_TABLE2, KIYOHARA2026_TABLE3
-from agents.bench.policy_value_tables import value_at
+from agents.bench.policy_value_tables import METHODS, value_at
+from agents.bench.run import Job, run_into
 
 pytest.importorskip("torch")
 
@@ -48,3 +50,45 @@ def test_table_reproduction_runs_end_to_end(tmp_path: Path, capsys, claim, paper
     assert "paper" in text and "reproduced:" in text
     if claim == "kiyohara2026-table2":
         assert (tmp_path / "kiyohara2026-table2-curves.png").exists()
+
+
+def test_report_judges_the_records_so_far_and_the_tables_share_their_common_cells(tmp_path: Path, capsys):
+    # Run only Table 2's K = 10 column (the env's default K, L = 1, M = 1), as a run in progress would have.
+    configs = CLAIMS["kiyohara2026-table2"].configs(20)
+    run_into(tmp_path, [Job(configs[(m, "K=10")], 0) for m in METHODS], workers=2, progress=False)
+    records = (tmp_path / "records.jsonl").read_bytes()
+
+    def report(claim: str, *extra: str) -> dict:
+        argv = ["reproduce", claim, "--steps", "20", "--seeds", "0", "--out", str(tmp_path), "--report"]
+        assert main([*argv, *extra, "--json", "--no-progress"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    result = report("kiyohara2026-table2")
+    assert (tmp_path / "records.jsonl").read_bytes() == records  # nothing ran
+    ran = {c["method"]: c for c in result["cells"] if c["column"] == "K=10"}
+    assert all(c["n_seeds"] == 1 and c["value_final"][0] > 1.0 for c in ran.values())
+    pending = [c for c in result["cells"] if c["column"] != "K=10"]
+    assert len(pending) == 20 and all(c["n_seeds"] == 0 and c["value_final"] is None for c in pending)
+    # Both checks read columns not run yet: pending, and so is the verdict.
+    assert [v["holds"] for v in result["checks"]] == [None, None] and result["reproduced"] is None
+
+    # Table 3's L = 1, M = 1 cells are the same runs.
+    shared = {c["method"]: c for c in report("kiyohara2026-table3")["cells"] if c["column"] == "L=1,M=1"}
+    assert {m: c["value_final"] for m, c in shared.items()} == {m: c["value_final"] for m, c in ran.items()}
+
+    # The text marks pending cells and checks, and cells short of seeds; --check fails until reproduced.
+    argv = ["reproduce", "kiyohara2026-table2", "--steps", "20", "--seeds", "0-1", "--out", str(tmp_path)]
+    assert main([*argv, "--report", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "pending" in text and "(1/2 seeds)" in text and "reproduced: pending" in text
+    assert main([*argv, "--report", "--check", "--no-progress"]) == 1
+    capsys.readouterr()
+    assert main(["reproduce", "kiyohara2026-table2", "--report", "--no-progress"]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_verdict_is_false_on_any_failure_then_pending_on_any_gap():
+    assert verdict([True, True]) is True
+    assert verdict([True, None]) is None
+    assert verdict([None, False]) is False
+    assert verdict([]) is True
