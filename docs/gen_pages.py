@@ -12,6 +12,10 @@ under ``docs/`` changes):
 * ``environments/index.md``: the index of all of the above.
 * ``agents.md``: the hand-written page with the generated table of ``agents.registry`` put in
   place of the marker line ``<!-- agent-table -->``.
+* ``reference-runs.md``: the hand-written page with each marker line
+  ``<!-- reference-tables DIR: CLAIM, ... -->`` replaced by those claims' tables, made of the
+  records in ``docs/reference-runs/DIR`` as ``twostage-bench reproduce --report`` prints them, and
+  their learning-curve figures beside the page.
 
 The generated pages are also appended to the ``Environments`` section of the nav, so a new
 environment family documents itself by being registered.
@@ -34,12 +38,18 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 ENV_DIR = "environments"
 MULTIAGENT_DIR = f"{ENV_DIR}/multiagent"
 AGENTS_PAGE = "agents.md"
 AGENT_TABLE_MARKER = "<!-- agent-table -->"
+REFERENCE_PAGE = "reference-runs.md"
+REFERENCE_DIR = "reference-runs"
+REFERENCE_MARKER = re.compile(r"^<!-- reference-tables ([\w-]+): ([\w\s,-]+) -->$", re.M)
+"""``<!-- reference-tables DIR: CLAIM, CLAIM -->`` on the reference page: the tables of those claims
+made of the records in ``docs/reference-runs/DIR``."""
 NAV_SECTION = "Environments"
 MULTIAGENT_NAV_SECTION = "Multi-agent (PettingZoo)"
 _PACKAGES = ("twostage_gym", "agents")
@@ -486,6 +496,50 @@ def agent_reference(registry: dict[str, Any], family_pages: dict[str, str]) -> s
     return "\n".join(parts)
 
 
+# -- reference runs -------------------------------------------------------------------------
+
+
+def reference_tables(records_dir: Path, claim_names: Iterable[str]) -> tuple[str, dict[str, bytes]]:
+    """The tables of ``claim_names`` made of the records in ``records_dir``, as ``reproduce --report``
+    prints them, and their learning-curve figures. The horizon and the seeds are those of the records.
+
+    Nothing is run and ``records_dir`` is left untouched (the tables are judged on a copy).
+
+    Returns:
+        The Markdown, and the figures as {file name: PNG bytes}.
+
+    Raises:
+        ValueError: the records have more than one horizon (``steps``).
+    """
+    import shutil
+    import tempfile
+
+    from agents.bench.cli import CLAIMS  # every claim ``twostage-bench reproduce`` knows
+    from agents.bench.records import read_records
+
+    records = read_records(records_dir, warn=False)
+    if not records:
+        return f"!!! note\n    No records in `{records_dir.name}` yet.\n", {}
+    horizons = sorted({record["steps"] for record in records})
+    if len(horizons) > 1:
+        raise ValueError(f"{records_dir} holds runs of {horizons} steps; a reference directory holds one horizon")
+    seeds = sorted({record["seed"] for record in records})
+    parts, figures = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / records_dir.name
+        shutil.copytree(records_dir, copy)
+        for name in claim_names:
+            claim = CLAIMS[name]
+            result = claim.run(horizons[0], seeds, out=copy, progress=False, run_missing=False)
+            figure = result.pop("figure", None)
+            parts.append(f"### {name}\n\n```text\n{claim.render(result)}\n```\n")
+            if figure is not None:
+                file = f"{name}-curves.png"
+                figures[file] = Path(figure).read_bytes()
+                parts.append(f"![{name}: learning curves]({REFERENCE_DIR}/{file})\n")
+    return "\n".join(parts), figures
+
+
 # -- index and nav --------------------------------------------------------------------------
 
 
@@ -587,6 +641,23 @@ def main() -> None:
         page += "\n## Registered agents\n\n" + generated
     with mkdocs_gen_files.open(AGENTS_PAGE, "w") as fh:
         fh.write(page)
+
+    with mkdocs_gen_files.open(REFERENCE_PAGE, "r") as fh:
+        page = fh.read()
+    docs_dir = Path(mkdocs_gen_files.config.docs_dir)
+
+    def tables(match: re.Match[str]) -> str:
+        if agents_error is not None:
+            return f"!!! warning\n    The bench could not be imported: {cell(agents_error)}\n"
+        names = [name.strip() for name in match.group(2).split(",")]
+        markdown, figures = reference_tables(docs_dir / REFERENCE_DIR / match.group(1), names)
+        for file, data in figures.items():
+            with mkdocs_gen_files.open(f"{REFERENCE_DIR}/{file}", "wb") as fh:
+                fh.write(data)
+        return markdown
+
+    with mkdocs_gen_files.open(REFERENCE_PAGE, "w") as fh:
+        fh.write(REFERENCE_MARKER.sub(tables, page))
 
     extend_nav(mkdocs_gen_files.config, families, ma_pages)
 

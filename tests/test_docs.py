@@ -134,6 +134,42 @@ def test_agents_page_lists_every_agent(site: Path) -> None:
         assert argument in text
 
 
+def test_reference_runs_page(site: Path) -> None:
+    source = (site / "reference-runs" / "index.html").read_text(encoding="utf-8")
+    assert "reference-tables" not in source  # every marker was replaced
+    text = page_text(site / "reference-runs" / "index.html")
+    for name in ("kiyohara2026-table2", "kiyohara2026-table3"):
+        assert f"{name}: " in text and "reproduced:" in text
+
+
+def test_reference_tables_are_the_report_of_the_records(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from agents.bench.claims import CLAIMS
+    from agents.bench.policy_value_tables import METHODS
+    from agents.bench.run import Job, run_into
+
+    assert gen.reference_tables(tmp_path / "none", ["kiyohara2026-table2"])[0].startswith("!!! note")
+    table2 = CLAIMS["kiyohara2026-table2"]
+    configs = table2.configs(20)
+    run_into(tmp_path, [Job(configs[(m, "K=10")], 0) for m in METHODS], workers=2, progress=False)
+    markdown, figures = gen.reference_tables(tmp_path, ["kiyohara2026-table2", "kiyohara2026-table3"])
+    assert "### kiyohara2026-table2" in markdown and "### kiyohara2026-table3" in markdown
+    assert not list(tmp_path.glob("*.png"))  # the records directory is left as it was
+    # The horizon and the seeds are the records': 20 steps, seed 0; the K = 10 cells are filled.
+    report = table2.run(20, [0], out=tmp_path, progress=False, run_missing=False)
+    done = [c for c in report["cells"] if c["n_seeds"]]
+    assert len(done) == 4 and "pending" in markdown
+    for c in done:
+        assert f"{c['value_early'][0]:.2f}±0.00 -> {c['value_final'][0]:.2f}±0.00" in markdown
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert figures["kiyohara2026-table2-curves.png"].startswith(b"\x89PNG")
+        assert "](reference-runs/kiyohara2026-table2-curves.png)" in markdown
+    # A directory of runs with two horizons is not one table.
+    run_into(tmp_path, [Job(table2.configs(30)[("v-pg", "K=10")], 0)], workers=1, progress=False)
+    with pytest.raises(ValueError, match="one horizon"):
+        gen.reference_tables(tmp_path, ["kiyohara2026-table2"])
+
+
 # -- the generator's Markdown ---------------------------------------------------------------
 
 

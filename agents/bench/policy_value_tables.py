@@ -161,7 +161,7 @@ class PolicyValueTable:
             lines.append(f"  {'  paper':<10} " + " ".join(f"{s:<{width}}" for s in paper))
         if result["checks"]:
             lines.append("")
-            lines += [f"  {_CHECK_MARK[v['holds']]:<7} {v['check']}" for v in result["checks"]]
+            lines += [f"  {verdict_text(v['holds']):<7} {v['check']}" for v in result["checks"]]
             lines.append(f"  reproduced: {verdict_text(result['reproduced'])}")
         if result.get("figure"):
             lines += ["", f"  learning curves: {result['figure']}"]
@@ -214,9 +214,6 @@ def _paper_text(value: tuple[float | None, float] | None) -> str:
         return "-"
     early, final = value
     return ("" if early is None else f"{early:.2f} -> ") + f"{final:.2f}"
-
-
-_CHECK_MARK = {True: "yes", False: "NO", None: "pending"}
 
 
 class _Pending(Exception):

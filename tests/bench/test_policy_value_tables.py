@@ -11,6 +11,7 @@ from agents.bench.claims import CLAIMS, verdict
 from agents.bench.cli import main
 from agents.bench.paper_tables import KIYOHARA2026_TABLE2, KIYOHARA2026_TABLE3
 from agents.bench.policy_value_tables import METHODS, value_at
+from agents.bench.records import read_records, record_key
 from agents.bench.run import Job, run_into
 
 pytest.importorskip("torch")
@@ -92,3 +93,14 @@ def test_verdict_is_false_on_any_failure_then_pending_on_any_gap():
     assert verdict([True, None]) is None
     assert verdict([None, False]) is False
     assert verdict([]) is True
+
+
+def test_reference_records_are_cells_of_the_tables_at_the_papers_scale():
+    # docs/reference-runs/kiyohara2026 holds paper-scale runs; a change to a table's configurations
+    # would leave them behind (their config hash no longer a cell's), and the docs would show
+    # pending cells where runs were made.
+    records = read_records(Path(__file__).resolve().parents[2] / "docs" / "reference-runs" / "kiyohara2026")
+    tables = [CLAIMS["kiyohara2026-table2"], CLAIMS["kiyohara2026-table3"]]
+    cells = {Job(c, seed).key for t in tables for c in t.configs(t.steps).values() for seed in t.seeds}
+    assert records and all(record_key(r) in cells for r in records)
+    assert {r["steps"] for r in records} == {500_000}
