@@ -188,6 +188,8 @@ class PolicyValueTable:
                 for i, (steps, values) in enumerate(cell["curves"]):
                     label = cell["method"] if i == 0 else None
                     ax.plot(steps, values, color=colours[cell["method"]], alpha=0.6, lw=1, label=label)
+            if not ax.lines:
+                ax.text(0.5, 0.5, "pending", transform=ax.transAxes, ha="center", va="center", color="grey")
             ax.set_xscale("log")
             ax.set_title(f"{column}")
             ax.set_xlabel("gradient steps")
