@@ -34,7 +34,9 @@ import importlib.util
 import inspect
 import pkgutil
 import re
+import shutil
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -511,9 +513,6 @@ def reference_tables(records_dir: Path, claim_names: Iterable[str]) -> tuple[str
     Raises:
         ValueError: the records have more than one horizon (``steps``).
     """
-    import shutil
-    import tempfile
-
     from agents.bench.cli import CLAIMS  # every claim ``twostage-bench reproduce`` knows
     from agents.bench.records import read_records
 

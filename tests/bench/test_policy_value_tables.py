@@ -10,9 +10,9 @@ import pytest
 from agents.bench.claims import CLAIMS, verdict
 from agents.bench.cli import main
 from agents.bench.paper_tables import KIYOHARA2026_TABLE2, KIYOHARA2026_TABLE3
-from agents.bench.policy_value_tables import METHODS, value_at
+from agents.bench.policy_value_tables import value_at
 from agents.bench.records import read_records, record_key
-from agents.bench.run import Job, run_into
+from agents.bench.run import Job
 
 pytest.importorskip("torch")
 
@@ -53,10 +53,9 @@ def test_table_reproduction_runs_end_to_end(tmp_path: Path, capsys, claim, paper
         assert (tmp_path / "kiyohara2026-table2-curves.png").exists()
 
 
-def test_report_judges_the_records_so_far_and_the_tables_share_their_common_cells(tmp_path: Path, capsys):
-    # Run only Table 2's K = 10 column (the env's default K, L = 1, M = 1), as a run in progress would have.
-    configs = CLAIMS["kiyohara2026-table2"].configs(20)
-    run_into(tmp_path, [Job(configs[(m, "K=10")], 0) for m in METHODS], workers=2, progress=False)
+def test_report_judges_the_records_so_far_and_the_tables_share_their_common_cells(table2_k10_records: Path, capsys):
+    # Only Table 2's K = 10 column has runs (the env's default K, L = 1, M = 1), as in a run in progress.
+    tmp_path = table2_k10_records
     records = (tmp_path / "records.jsonl").read_bytes()
 
     def report(claim: str, *extra: str) -> dict:
