@@ -135,7 +135,7 @@ class PolicyValueTable:
         lines = [
             f"{result['claim']}: {result['title']}",
             f"  {result['source']}",
-            f"  ours: policy value at {early} -> {steps} gradient steps, mean ± s.e. over seeds "
+            f"  ours: policy value at {early} -> {steps} gradient steps, mean ± s.e. (none for one seed) over seeds "
             f"{format_seeds(result['seeds'])}; paper: at 50K -> 500K",
             "",
         ]
@@ -156,7 +156,7 @@ class PolicyValueTable:
                 flag = f" [{cell['overflows']} overflow]" if cell["overflows"] else ""
                 if cell["n_seeds"] < len(result["seeds"]):
                     flag += f" ({cell['n_seeds']}/{len(result['seeds'])} seeds)"
-                ours.append(f"{e:.2f}±{e_se:.2f} -> {f:.2f}±{f_se:.2f}{flag}")
+                ours.append(f"{_with_se(e, e_se)} -> {_with_se(f, f_se)}{flag}")
             lines.append(f"  {method:<10} " + " ".join(f"{s:<{width}}" for s in ours))
             lines.append(f"  {'  paper':<10} " + " ".join(f"{s:<{width}}" for s in paper))
         if result["checks"]:
@@ -244,13 +244,18 @@ def _final(cells: dict, method: str, column: str) -> float:
     return _value(cells, method, column, "value_final")
 
 
-def _mean_se(values: list[float]) -> tuple[float, float] | None:
-    """Mean and standard error; None for no values (a pending cell)."""
+def _mean_se(values: list[float]) -> tuple[float, float | None] | None:
+    """Mean and standard error; None for no values (a pending cell); the s.e. is None for one value."""
     if not values:
         return None
     arr = np.asarray(values, dtype=float)
-    se = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else 0.0
+    se = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else None
     return float(arr.mean()), se
+
+
+def _with_se(mean: float, se: float | None) -> str:
+    """``mean±se``, or the mean alone when one seed gives no standard error."""
+    return f"{mean:.2f}" if se is None else f"{mean:.2f}±{se:.2f}"
 
 
 # App. E: under the noisy, uniform and anti-optimal LSRs the CA-PGs use the adaptive learning rate

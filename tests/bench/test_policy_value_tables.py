@@ -10,7 +10,7 @@ import pytest
 from agents.bench.claims import CLAIMS, verdict
 from agents.bench.cli import main
 from agents.bench.paper_tables import KIYOHARA2026_TABLE2, KIYOHARA2026_TABLE3
-from agents.bench.policy_value_tables import value_at
+from agents.bench.policy_value_tables import _mean_se, _with_se, value_at
 from agents.bench.records import read_records, record_key
 from agents.bench.run import Job
 
@@ -67,6 +67,8 @@ def test_report_judges_the_records_so_far_and_the_tables_share_their_common_cell
     assert (tmp_path / "records.jsonl").read_bytes() == records  # nothing ran
     ran = {c["method"]: c for c in result["cells"] if c["column"] == "K=10"}
     assert all(c["n_seeds"] == 1 and c["value_final"][0] > 1.0 for c in ran.values())
+    # One seed gives no standard error.
+    assert all(c["value_early"][1] is None and c["value_final"][1] is None for c in ran.values())
     pending = [c for c in result["cells"] if c["column"] != "K=10"]
     assert len(pending) == 20 and all(c["n_seeds"] == 0 and c["value_final"] is None for c in pending)
     # Both checks read columns not run yet: pending, and so is the verdict.
@@ -81,10 +83,18 @@ def test_report_judges_the_records_so_far_and_the_tables_share_their_common_cell
     assert main([*argv, "--report", "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "pending" in text and "(1/2 seeds)" in text and "reproduced: pending" in text
+    v_pg = ran["v-pg"]
+    assert f"{v_pg['value_early'][0]:.2f} -> {v_pg['value_final'][0]:.2f} (1/2 seeds)" in text
     assert main([*argv, "--report", "--check", "--no-progress"]) == 1
     capsys.readouterr()
     assert main(["reproduce", "kiyohara2026-table2", "--report", "--no-progress"]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_a_cell_shows_its_standard_error_only_when_it_has_two_seeds_or_more():
+    assert _mean_se([8.0, 9.0]) == (8.5, 0.5) and _with_se(8.5, 0.5) == "8.50±0.50"
+    assert _mean_se([8.0]) == (8.0, None) and _with_se(8.0, None) == "8.00"
+    assert _mean_se([]) is None
 
 
 def test_verdict_is_false_on_any_failure_then_pending_on_any_gap():
