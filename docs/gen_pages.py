@@ -10,8 +10,9 @@ under ``docs/`` changes):
   defines ``raw_env``, from that class's docstring; skipped, with a note on the index, when
   PettingZoo or the package is missing.
 * ``environments/index.md``: the index of all of the above.
-* ``agents.md``: the hand-written page with the generated table of ``agents.registry`` put in
-  place of the marker line ``<!-- agent-table -->``.
+* ``agents.md``: the hand-written page with, in place of the marker line ``<!-- agent-table -->``,
+  one section per family of ``agents.families``: the family package's docstring, its registered
+  names and their learner classes' arguments. A new family documents itself by registering.
 * ``reference-runs.md``: the hand-written page with each marker line
   ``<!-- reference-tables DIR: CLAIM, ... -->`` replaced by those claims' tables, made of the
   records in ``docs/reference-runs/DIR`` as ``twostage-bench reproduce --report`` prints them, and
@@ -65,6 +66,7 @@ _HEADING = re.compile(r"^(#{1,6})(\s+)(.*)$")
 _CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
 _RAW_LT = re.compile(r"<(?![A-Za-z][A-Za-z0-9+.-]*://[^<>\s]*>)")
 _LIST_STAR = re.compile(r"^[ \t]*\*[ \t]")
+_ROLE = re.compile(r":(?:mod|class|func|meth|attr|data|exc|obj):`(~?)([^`]+)`")
 
 
 def docstring_markdown(doc: str | None, top_level: int = 2) -> str:
@@ -144,7 +146,9 @@ def _heading_shift(lines: list[str], top_level: int) -> int:
 
 
 def _escape_text(text: str) -> str:
-    """Escape ``<`` and stray ``*`` in a paragraph, leaving code spans alone."""
+    """Escape ``<`` and stray ``*`` in a paragraph, leaving code spans alone; Sphinx cross-reference
+    roles (``:class:`~a.B```) become code spans (``B``; the full path without the ``~``)."""
+    text = _ROLE.sub(lambda m: f"`{m.group(2).rpartition('.')[2] if m.group(1) else m.group(2)}`", text)
     spans: list[str] = []
 
     def keep(match: re.Match[str]) -> str:
@@ -457,44 +461,68 @@ def google_args(doc: str | None) -> dict[str, str]:
     return result
 
 
-def agent_reference(registry: dict[str, Any], family_pages: dict[str, str]) -> str:
-    """The generated part of the agents page: every registered name, then every learner class."""
-    parts = []
-    rows = []
-    for spec in registry.values():
-        family = spec.family
-        if family in family_pages:
-            family = f"[{family}]({family_pages[family]})"
-        preset = "<br>".join(code(f"{k}={v!r}") for k, v in spec.defaults.items()) or "none"
-        rows.append([code(spec.name), family, cell(_escape_text(spec.description)), preset])
-    parts.append(table(["name", "family", "description", "preset kwargs"], rows))
+def agent_reference(
+    families: dict[str, Any], registry: dict[tuple[str, str], Any], env_pages: dict[type, tuple[str, str]]
+) -> str:
+    """The generated part of the agents page: one section per family, from its package docstring
+    and the registry (its names, then every learner class with its arguments).
 
-    by_factory: dict[Callable[..., Any], list[str]] = {}
-    for spec in registry.values():
-        by_factory.setdefault(spec.factory, []).append(spec.name)
-    for factory, names in by_factory.items():
-        qualname = f"{factory.__module__}.{factory.__qualname__}"
-        parts.append(f"### {factory.__qualname__}\n")
-        parts.append(f"{code(qualname)}, registered as {', '.join(code(n) for n in names)}.\n")
-        parts.append(docstring_markdown(summary(factory.__doc__)))
-        described = google_args(factory.__doc__)
-        try:
-            params = list(inspect.signature(factory).parameters.values())[1:]  # after ``env``
-        except (TypeError, ValueError):
-            params = []
-        params = [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-        if params:
-            param_rows = [
-                [
-                    code(p.name),
-                    "required" if p.default is inspect.Parameter.empty else code(repr(p.default)),
-                    cell(_escape_text(described.get(p.name, ""))),
-                ]
-                for p in params
+    Args:
+        families: ``agents.families``.
+        registry: ``agents.registry``.
+        env_pages: {environment class: (title, page)} of the generated environment pages.
+    """
+    parts = []
+    overview = []
+    for family in families.values():
+        names = [name for f, name in registry if f == family.name]
+        envs = [f"[{title}]({page})" for cls, (title, page) in env_pages.items() if issubclass(cls, family.envs)]
+        link = f"[{family.name}](#{slug(family.name)})"
+        overview.append([link, code(family.package), ", ".join(envs), str(len(names))])
+    parts.append(table(["family", "package", "environments", "agents"], overview))
+    for family in families.values():
+        specs = [spec for (f, _), spec in registry.items() if f == family.name]
+        parts.append(f"### {family.name}\n")
+        package = sys.modules.get(family.package)
+        if package is not None:
+            parts.append(docstring_markdown(package.__doc__, top_level=4))
+        rows = []
+        for spec in specs:
+            preset = "<br>".join(code(f"{k}={v!r}") for k, v in spec.defaults.items()) or "none"
+            rows.append([code(spec.name), cell(_escape_text(spec.description)), preset])
+        parts.append(table(["name", "description", "preset kwargs"], rows))
+        by_factory: dict[Callable[..., Any], list[str]] = {}
+        for spec in specs:
+            by_factory.setdefault(spec.factory, []).append(spec.name)
+        for factory, names in by_factory.items():
+            parts.append(learner_section(factory, names))
+    return "\n".join(parts)
+
+
+def learner_section(factory: Callable[..., Any], names: list[str]) -> str:
+    """The section of one learner class or factory: its summary and its arguments after ``env``."""
+    qualname = f"{factory.__module__}.{factory.__qualname__}"
+    registered = ", ".join(code(n) for n in names)
+    parts = [f"#### {factory.__qualname__}\n", f"{code(qualname)}, registered as {registered}.\n"]
+    parts.append(docstring_markdown(summary(factory.__doc__)))
+    described = google_args(factory.__doc__)
+    try:
+        params = list(inspect.signature(factory).parameters.values())[1:]  # after ``env``
+    except (TypeError, ValueError):
+        params = []
+    params = [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if params:
+        param_rows = [
+            [
+                code(p.name),
+                "required" if p.default is inspect.Parameter.empty else code(repr(p.default)),
+                cell(_escape_text(described.get(p.name, ""))),
             ]
-            parts.append(table(["argument", "default", "description"], param_rows))
-        else:
-            parts.append("No arguments besides the environment.\n")
+            for p in params
+        ]
+        parts.append(table(["argument", "default", "description"], param_rows))
+    else:
+        parts.append("No arguments besides the environment.\n")
     return "\n".join(parts)
 
 
@@ -609,15 +637,18 @@ def main() -> None:
     try:
         import agents
 
-        registry = dict(agents.registry)
+        registry, agent_families = dict(agents.registry), dict(agents.families)
         agents_error = None
     except Exception as err:
-        registry, agents_error = {}, traceback.format_exception_only(err)[-1].strip()
+        registry, agent_families, agents_error = {}, {}, traceback.format_exception_only(err)[-1].strip()
 
     families = env_families(twostage_gym.ENV_IDS)
-    family_pages = {slug(f.title): f.page for f in families}
     for family in families:
-        learners = [s for s in registry.values() if family_pages.get(s.family) == family.page]
+        learners = [
+            spec
+            for spec in registry.values()
+            if family.cls is not None and issubclass(family.cls, agent_families[spec.family].envs)
+        ]
         with mkdocs_gen_files.open(family.page, "w") as fh:
             fh.write(env_page(family, learners))
 
@@ -629,7 +660,8 @@ def main() -> None:
         fh.write(environments_index(families, ma_pages, ma_notes))
 
     if agents_error is None:
-        generated = agent_reference(registry, family_pages)
+        env_pages = {f.cls: (f.title, f.page) for f in families if f.cls is not None}
+        generated = agent_reference(agent_families, registry, env_pages)
     else:
         generated = f"!!! warning\n    The agent registry could not be imported: {cell(agents_error)}\n"
     with mkdocs_gen_files.open(AGENTS_PAGE, "r") as fh:

@@ -12,7 +12,7 @@ import argparse
 
 import numpy as np
 
-from agents.independent import IndependentLearners
+from agents.nominators.independent import IndependentLearners
 from twostage_gym.core import public_info
 from twostage_gym.multiagent import nominators_v0
 

@@ -133,6 +133,11 @@ def test_agents_page_lists_every_agent(site: Path) -> None:
     text = page_text(site / "agents" / "index.html")
     for argument in ("alpha", "ranker_alpha", "nominator_alpha", "lam", "lr", "nominator_training"):
         assert argument in text
+    # One section per family, opened by its package's docstring.
+    for family in agents.families.values():
+        assert f'id="{gen.slug(family.name)}"' in source, family.name
+        first = gen.summary(sys.modules[family.package].__doc__)
+        assert " ".join(first.split()[:6]) in text, family.package
 
 
 def test_reference_runs_page(site: Path) -> None:

@@ -117,7 +117,7 @@ def _run_jobs(args: argparse.Namespace) -> tuple[list[Job], str, str | None]:
             raise BenchError("a custom run needs at least one --env and one --agent (or use --suite)")
         if args.out is None:
             raise BenchError("a custom run needs --out DIR")
-        check_names(args.env, args.agent)
+        check_names((env_id, agent) for env_id in args.env for agent in args.agent)
         env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
         agent_kwargs = parse_kwargs(args.agent_kwargs, "--agent-kwargs")
         jobs = [
@@ -232,7 +232,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             kwargs = json.dumps(item["kwargs"]) if item["kwargs"] else "defaults"
             print(f"{item['id']:<32} T={item['max_episode_steps']:<6} {kwargs}")
         elif args.what == "agents":
-            print(f"{item['name']:<16} {item['family']:<12} {item['description']}")
+            print(f"{item['name']:<16} {item['family']:<20} {item['description']}")
         else:
             rest = [v for k, v in item.items() if k != "name"]
             print(f"{item['name']:<20} " + "  ".join(str(v) for v in rest))

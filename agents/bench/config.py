@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -160,18 +161,26 @@ def parse_kwargs(text: str | None, option: str) -> dict[str, Any]:
     return value
 
 
-def check_names(env_ids: list[str], agent_names: list[str]) -> None:
-    """Check that every env id and agent name is registered.
+def check_names(pairs: Iterable[tuple[str, str]]) -> None:
+    """Check that every ``(env id, agent name)`` pair names a registered env and a learner of its family.
 
     Raises:
-        BenchError: the first unknown one, with the list of valid ones.
+        BenchError: the first unknown env id or agent name, with the list of valid ones.
     """
-    for env_id in env_ids:
+    pairs = list(pairs)
+    for env_id, _ in pairs:
         if env_id not in twostage_gym.ENV_IDS:
             raise BenchError(f"unknown env {env_id!r}; valid ids: {', '.join(twostage_gym.ENV_IDS)}")
-    for name in agent_names:
-        if name not in agents.registry:
-            raise BenchError(f"unknown agent {name!r}; valid agents: {', '.join(agents.names())}")
+    for env_id, name in pairs:
+        try:
+            family = agents.family_of(env_id)
+        except ValueError as err:
+            raise BenchError(str(err)) from None
+        if name not in agents.names(family):
+            raise BenchError(
+                f"unknown agent {name!r} for {env_id} (family {family}); "
+                f"valid agents: {', '.join(agents.names(family))}"
+            )
 
 
 def validate_configs(configs: list[RunConfig]) -> None:
@@ -181,7 +190,7 @@ def validate_configs(configs: list[RunConfig]) -> None:
         BenchError: an unknown env id or agent name (listing the valid ones), or an env or agent
             that rejects its kwargs or the pairing (e.g. a single-stage agent on N > 1 nominators).
     """
-    check_names([c.env_id for c in configs], [c.agent for c in configs])
+    check_names((c.env_id, c.agent) for c in configs)
     for config in configs:
         if isinstance(config.steps, bool) or not isinstance(config.steps, int) or config.steps < 1:
             raise BenchError(f"steps must be a positive integer, got {config.steps!r}")

@@ -18,9 +18,9 @@ from agents.bench.cli import main
 def test_list_agents_and_envs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "agents"]) == 0
     out = capsys.readouterr().out
-    for name in agents.names():
-        assert name in out
-        assert agents.registry[name].description in out
+    for spec in agents.registry.values():
+        assert spec.name in out and spec.family in out
+        assert spec.description in out
     assert main(["list", "envs"]) == 0
     out = capsys.readouterr().out
     for env_id in twostage_gym.ENV_IDS:
@@ -30,7 +30,7 @@ def test_list_agents_and_envs(capsys: pytest.CaptureFixture[str]) -> None:
 def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "agents", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [a["name"] for a in listed] == agents.names()
+    assert [(a["family"], a["name"]) for a in listed] == list(agents.registry)
     assert {"name", "family", "description"} <= set(listed[0])
     assert main(["list", "envs", "--json"]) == 0
     assert [e["id"] for e in json.loads(capsys.readouterr().out)] == list(twostage_gym.ENV_IDS)
@@ -101,7 +101,7 @@ def test_installed_entry_point() -> None:
         pytest.skip("the twostage-bench console script is not installed")
     done = subprocess.run([exe, "list", "agents", "--json"], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert [a["name"] for a in json.loads(done.stdout)] == agents.names()
+    assert [(a["family"], a["name"]) for a in json.loads(done.stdout)] == list(agents.registry)
     bad = subprocess.run([exe, "run", "--agent", "nope", "--env", "x"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "error" in bad.stderr
 

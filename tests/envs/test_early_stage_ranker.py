@@ -8,8 +8,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import data_equivalence
-from test_conformance import bad_actions_for
 
+from tests.envs.test_conformance import bad_actions_for
 from twostage_gym.core import late_stage
 
 ENV_ID = "TwoStage/EarlyStageRanker-v0"

@@ -14,7 +14,7 @@ pytest.importorskip("pettingzoo")
 from gymnasium.utils.env_checker import data_equivalence
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
-from agents.independent import IndependentLearners, evaluate_parallel
+from agents.nominators.independent import IndependentLearners, evaluate_parallel
 from twostage_gym.core import ORACLE_INFO_KEYS
 from twostage_gym.envs.nominators import NominatorsEnv
 from twostage_gym.multiagent import nominators_v0

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import agents
-from agents.esr import FAMILY, METHODS
+from agents.early_stage import FAMILY, METHODS
 from twostage_gym.core import ORACLE_INFO_KEYS, public_info
 
 torch = pytest.importorskip("torch")
@@ -48,7 +48,7 @@ def test_evaluate_record_schema_and_determinism(name, n_experts):
     runs = [agents.evaluate(agents.make(name, env, batch_size=32), env, steps=40, seed=3) for _ in range(2)]
     a, b = runs
     assert set(agents.RECORD_KEYS) <= set(a)
-    assert set(agents.evaluation.BATCHED_RECORD_KEYS) <= set(a)
+    assert set(agents.common.evaluation.BATCHED_RECORD_KEYS) <= set(a)
     a.pop("wall_time_s"), b.pop("wall_time_s")
     assert a == b  # same seed, same record
     assert a["steps"] == 40 and a["users_served"] == 40 * 32 and a["overflow_step"] is None
@@ -78,7 +78,7 @@ def test_catalog_pass_ahead_gives_the_same_steps(name, kwargs, monkeypatch):
     repeated users leave the gradient)."""
     runs = []
     for ahead in (True, False):
-        monkeypatch.setattr("agents.esr_learner._OVERLAP_MIN", 0 if ahead else 2**62)
+        monkeypatch.setattr("agents.early_stage.learner._OVERLAP_MIN", 0 if ahead else 2**62)
         env = small_env(n_experts=2)
         agent = agents.make(name, env, batch_size=16, **kwargs)
         agent.reset(0)
@@ -101,7 +101,7 @@ def test_learner_trains_in_a_forked_child(monkeypatch):
     of its own until it makes one: its updates must not wait on the parent's."""
     import multiprocessing
 
-    monkeypatch.setattr("agents.esr_learner._OVERLAP_MIN", 0)
+    monkeypatch.setattr("agents.early_stage.learner._OVERLAP_MIN", 0)
     env = small_env()
     agent = agents.make("v-pg-swr", env, batch_size=16)
     agent.reset(0)
@@ -314,10 +314,10 @@ def test_factory_signature_matches_the_learner():
     """agents.make documents the arguments through the torch-free factory; they must be the class's."""
     import inspect
 
-    from agents.esr import make_esr_learner
-    from agents.esr_learner import ESRPolicyGradient
+    from agents.early_stage import make_learner
+    from agents.early_stage.learner import ESRPolicyGradient
 
-    factory = inspect.signature(make_esr_learner).parameters
+    factory = inspect.signature(make_learner).parameters
     learner = inspect.signature(ESRPolicyGradient).parameters
     assert [(p.name, p.default) for p in factory.values()] == [(p.name, p.default) for p in learner.values()]
 

@@ -1,4 +1,7 @@
-"""Linear building blocks (Hron et al. 2021, Sec. 3.1 and App. B), batched over B models.
+"""The linear-bandit building blocks every family shares, batched over B models.
+
+They first served the nominators of Hron et al. (2021, Sec. 3.1 and App. B), whose conventions
+they keep:
 
 * :class:`RidgeRegression` keeps Sigma = (lambda d I + sum_i w_i x_i x_i^T)^{-1} by
   Sherman-Morrison rank-one updates (O(d^2) per update, no inverse), for B models at once;

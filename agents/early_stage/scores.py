@@ -20,7 +20,7 @@ rounds to log 0 once the taken items hold all but a sliver of the mass.
 
 These functions duplicate, on purpose, the numpy reference implementations in
 :mod:`twostage_gym.core.plackett_luce`: the learners need autograd, the environment must not need
-torch. ``tests/agents/test_esr_scores.py`` checks that both agree to ~1e-10 in float64, with one
+torch. ``tests/agents/early_stage/test_scores.py`` checks that both agree to ~1e-10 in float64, with one
 model and with experts, and that the gradients equal plain autograd's.
 
 Shapes: ``logits`` is ``(B, A)`` for one model or ``(B, M, A)`` for M experts (``assignment``,
@@ -95,7 +95,7 @@ class _LogSumExpGather(torch.autograd.Function):
     in the backward (recompute exp(z - lse), scale, a zero tensor for the gather, scatter, add);
     here the forward keeps exp(z - max) and the backward is one scaling pass (in place) and a
     small scatter. The gradient is the same (softmax over the kept items times g_lse, plus
-    g_picked at ``index``); ``tests/agents/test_esr_scores.py`` checks it against plain autograd
+    g_picked at ``index``); ``tests/agents/early_stage/test_scores.py`` checks it against plain autograd
     and by ``gradcheck``.
     """
 
@@ -207,7 +207,7 @@ class _SuffixLogSumExp(torch.autograd.Function):
     dx_i = exp(x_i - c) sum_{j <= i} g_j exp(c - y_j). Both are exact while every suffix keeps a
     mass above 1e-280 relative to the row maximum (exponents then stay within float64 range);
     rows beyond that (logit gaps of over 600) fall back to ``torch.logcumsumexp`` and autograd.
-    ``tests/agents/test_esr_scores.py`` checks both paths against ``torch.logcumsumexp``.
+    ``tests/agents/early_stage/test_scores.py`` checks both paths against ``torch.logcumsumexp``.
     """
 
     @staticmethod

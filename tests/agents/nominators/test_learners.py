@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import agents
-from agents.nominators import TwoStageAgent
+from agents.nominators.two_stage import TwoStageAgent
 from twostage_gym.core import ORACLE_INFO_KEYS, public_info
 
 SINGLE_STAGE = {"ucb", "greedy", "pg"}

@@ -1,4 +1,4 @@
-"""Learners for the nominator-pool family (Hron et al. 2021): UCB, Greedy and PG, in two stages.
+"""The two-stage linear learners of Hron et al. (2021, Sec. 3.1, App. B): UCB, Greedy and PG.
 
 A two-stage learner ``<ranker>+<nominator>`` holds one ranker model on all d features and N
 nominator models, one per pool, each on its own feature subset. All N nominators are scored
@@ -19,11 +19,21 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import Agent, agent_rng, check_nonnegative, check_positive
-from agents.linear import RidgeRegression, softmax_probs
+from agents.common.base import Agent, agent_rng, check_nonnegative, check_positive
+from agents.common.linalg import RidgeRegression, softmax_probs
 from twostage_gym.envs.nominators import NominatorsEnv
 
-__all__ = ["NOMINATOR_TRAINING", "STAGE_LEARNERS", "LinearStage", "OracleAgent", "RandomAgent", "TwoStageAgent"]
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_LAM",
+    "DEFAULT_LR",
+    "NOMINATOR_TRAINING",
+    "STAGE_LEARNERS",
+    "LinearStage",
+    "TwoStageAgent",
+    "nominators_env",
+    "pool_structure",
+]
 
 STAGE_LEARNERS = ("ucb", "greedy", "pg")
 NOMINATOR_TRAINING = ("all", "own", "own-selected")
@@ -224,45 +234,3 @@ class TwoStageAgent(Agent):
                 rank_probs = self._ranker_stage.probs(rank_X, None) if self.ranker == "pg" else None
             self._ranker_stage.learn(observation[served][None], reward, np.ones(1), rank_X, rank_probs)
         self._cache = None
-
-
-class RandomAgent(Agent):
-    """Uniformly random nominations within each pool and a uniformly random ranker pick."""
-
-    name = "random"
-
-    def __init__(self, env: gym.Env) -> None:
-        self.env = nominators_env(env)
-        self.nvec = np.append(self.env.pool_sizes, self.env.n_nominators)
-
-    def reset(self, seed: int | None = None) -> None:
-        self.rng = agent_rng(seed)
-
-    def act(self, observation: np.ndarray) -> np.ndarray:
-        return self.rng.integers(self.nvec)
-
-    def update(self, observation: Any, action: Any, reward: float, info: Mapping[str, Any]) -> None:
-        """Nothing to learn."""
-
-
-class OracleAgent(Agent):
-    """Knows f*: each nominator proposes its pool's best item and the ranker serves the best
-    candidate, so regret is zero. It reads the env's true model (``expected_rewards``), never ``info``.
-    """
-
-    name = "oracle"
-
-    def __init__(self, env: gym.Env) -> None:
-        self.env = nominators_env(env)
-
-    def reset(self, seed: int | None = None) -> None:
-        self.pool_items, self.pool_mask = pool_structure(self.env)
-
-    def act(self, observation: np.ndarray) -> np.ndarray:
-        mean = self.env.expected_rewards(observation)
-        nominations = np.where(self.pool_mask, mean[self.pool_items], -np.inf).argmax(axis=1)
-        candidates = self.pool_items[np.arange(len(nominations)), nominations]
-        return np.append(nominations, mean[candidates].argmax()).astype(np.int64)
-
-    def update(self, observation: Any, action: Any, reward: float, info: Mapping[str, Any]) -> None:
-        """Nothing to learn."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Agent
+from agents.common.base import Agent
 
 __all__ = ["BatchedAgent"]
 

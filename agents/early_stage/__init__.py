@@ -1,55 +1,49 @@
-"""Policy-gradient learners for the early-stage ranker (Kiyohara et al. 2026): the family's entry point.
+"""Policy gradients for a Plackett-Luce early-stage ranker under a fixed late-stage ranker (Kiyohara et al. 2026).
 
 The learners train the early-stage ranker (ESR) of ``TwoStage/EarlyStageRanker-v0``: each batch
-of users gets logits from a two-tower model (:mod:`agents.esr_model`), the env samples each
-user's candidate set by Gumbel top-K and lets its fixed late-stage ranker (LSR) choose the
-served items, and the learner makes one gradient step from the batch's candidate sets, served
-items and position rewards. The methods differ in the score they multiply by the reward
-(:mod:`agents.policy_gradients`):
+of users gets logits from a two-tower model, the env samples each user's candidate set by Gumbel
+top-K and lets its fixed late-stage ranker (LSR) choose the served items, and the learner makes
+one gradient step from the batch's candidate sets, served items and position rewards. The methods
+differ in the score they multiply by the reward:
 
-=============  ==========================================================  ==========
-name           score                                                       default lr
-=============  ==========================================================  ==========
-``v-pg``       exact Plackett-Luce log pi(A^K) of the candidate set         1e-1
-``v-pg-swr``   the same, sampling-with-replacement approximation            1e-1
-``ca-pg``      log P(a_l in A^K) of each served item (Eq. 8)                1e-2
-``ca-pg-swr``  logsumexp_k log softmax_{m(k)}(a_l) (App. D.2)               1e-2
-``top1-pg``    ``ca-pg-swr`` with one logit model (M = 1): log softmax(a_l)  1e-2
-=============  ==========================================================  ==========
+| name | score | default lr |
+|---|---|---|
+| ``v-pg`` | exact Plackett-Luce ``log pi(A^K)`` of the candidate set | 1e-1 |
+| ``v-pg-swr`` | the same, sampling-with-replacement approximation | 1e-1 |
+| ``ca-pg`` | ``log P(a_l in A^K)`` of each served item (Eq. 8) | 1e-2 |
+| ``ca-pg-swr`` | ``logsumexp_k log softmax_{m(k)}(a_l)`` (App. D.2) | 1e-2 |
+| ``top1-pg`` | ``ca-pg-swr`` with one logit model (M = 1): ``log softmax(a_l)`` | 1e-2 |
 
-This module does not import torch, so ``import agents`` works without it; building a learner
-does, and raises an ``ImportError`` with the install hint when torch is missing. The learner
-class is :class:`agents.esr_learner.ESRPolicyGradient`.
+This package does not import torch, so ``import agents`` works without it; building a learner
+does, and raises an ``ImportError`` with the install hint when torch is missing.
+
+Modules:
+
+* :mod:`agents.early_stage.methods`: the method table above (torch-free).
+* :mod:`agents.early_stage.model`: the two-tower logit model with M experts.
+* :mod:`agents.early_stage.scores`: the four score functions, in torch.
+* :mod:`agents.early_stage.learner`: :class:`~agents.early_stage.learner.ESRPolicyGradient`, the
+  learner that runs all five methods.
 """
 
 from __future__ import annotations
 
 import gymnasium as gym
 
-from agents.base import Agent
+from agents.common.base import Agent
+from agents.common.registry import register, register_family
+from agents.early_stage.methods import DESCRIPTIONS, METHODS
+from twostage_gym.envs.early_stage_ranker import EarlyStageRankerEnv
 
-__all__ = ["DEFAULT_LR", "FAMILY", "METHODS", "make_esr_learner"]
+__all__ = ["FAMILY", "METHODS", "make_learner"]
 
 FAMILY = "early-stage-ranker"
 """The registry family of these learners (``agents.names(FAMILY)``)."""
 
-METHODS = ("v-pg", "v-pg-swr", "ca-pg", "ca-pg-swr", "top1-pg")
-
-# App. E: chosen on the default setting and reused everywhere (batch size 128).
-DEFAULT_LR = {"v-pg": 1e-1, "v-pg-swr": 1e-1, "ca-pg": 1e-2, "ca-pg-swr": 1e-2, "top1-pg": 1e-2}
-
-DESCRIPTIONS = {
-    "v-pg": "vanilla PG on the exact Plackett-Luce likelihood of the candidate set (Kiyohara et al. 2026)",
-    "v-pg-swr": "vanilla PG, sampling-with-replacement score of the candidate set (Kiyohara et al. 2026)",
-    "ca-pg": "credit-assigned PG on P(served item in candidate set), Eq. 8 (Kiyohara et al. 2026)",
-    "ca-pg-swr": "credit-assigned PG, sampling-with-replacement marginal per expert (Kiyohara et al. 2026)",
-    "top1-pg": "CA-PG-SwR with one logit model: log softmax of the served item (needs n_experts=1)",
-}
-
 TORCH_HINT = 'the early-stage-ranker learners need torch: pip install "twostage-gym[torch]"'
 
 
-def make_esr_learner(
+def make_learner(
     env: gym.Env,
     method: str = "ca-pg",
     lr: float | None = None,
@@ -64,11 +58,11 @@ def make_esr_learner(
     device: str = "cpu",
     num_threads: int | None = 1,
 ) -> Agent:
-    """An early-stage-ranker policy-gradient learner (:class:`agents.esr_learner.ESRPolicyGradient`).
+    """An early-stage-ranker policy-gradient learner (:class:`agents.early_stage.learner.ESRPolicyGradient`).
 
     Trained by ``agents.evaluate``, one gradient step per batch of ``batch_size`` users from the
     env's native vector env. Optimiser, adaptive learning rate, GRPO and overflow handling are
-    described in :mod:`agents.esr_learner`.
+    described in :mod:`agents.early_stage.learner`.
 
     Args:
         env: a ``TwoStage/EarlyStageRanker`` env (possibly wrapped) with ``action_type="logits"``.
@@ -89,14 +83,14 @@ def make_esr_learner(
             another process holds a core every small op waits on the thread barrier and a step
             becomes 10-30 times slower. Independently of this, for batches of 2^18 logits or
             more the learner starts its first pass over the catalog on one worker thread while
-            the environment steps (``agents.esr_learner``, "Overlap with the environment").
+            the environment steps (``agents.early_stage.learner``, "Overlap with the environment").
 
     Raises:
         ImportError: torch is not installed.
         ValueError: an invalid argument, or an env that is not an early-stage-ranker env.
     """
     try:
-        from agents.esr_learner import ESRPolicyGradient
+        from agents.early_stage.learner import ESRPolicyGradient
     except ModuleNotFoundError as err:
         if err.name is not None and err.name.split(".")[0] == "torch":
             raise ImportError(TORCH_HINT) from err
@@ -116,3 +110,8 @@ def make_esr_learner(
         device=device,
         num_threads=num_threads,
     )
+
+
+register_family(FAMILY, EarlyStageRankerEnv, package=__name__)
+for _method in METHODS:
+    register(_method, make_learner, family=FAMILY, description=DESCRIPTIONS[_method], method=_method)

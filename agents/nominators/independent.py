@@ -3,8 +3,8 @@
 Each agent of ``twostage_gym.multiagent.nominators_v0`` gets its own learner, which sees only that
 agent's observation, action and reward, as if the rest of the system were part of its environment
 (Hron et al. 2021, Sec. 3.2: nominators trained independently of each other and of the ranker).
-The learners are the ones of :mod:`agents.nominators` (UCB, Greedy, policy gradient), each a
-:class:`~agents.nominators.LinearStage` with one model, plus a uniformly random baseline.
+The learners are the ones of :mod:`agents.nominators.two_stage` (UCB, Greedy, policy gradient), each a
+:class:`~agents.nominators.two_stage.LinearStage` with one model, plus a uniformly random baseline.
 
 With ``reward_mode="shared"`` a nominator regresses the two-stage reward on its own nomination's
 features; with ``"own"`` it gets 0 whenever another item was served. ``nominator_updates="served"``
@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from agents.base import Agent, agent_rng, check_nonnegative, check_positive
-from agents.nominators import DEFAULT_ALPHA, DEFAULT_LAM, DEFAULT_LR, STAGE_LEARNERS, LinearStage
+from agents.common.base import Agent, agent_rng, check_nonnegative, check_positive
+from agents.nominators.two_stage import DEFAULT_ALPHA, DEFAULT_LAM, DEFAULT_LR, STAGE_LEARNERS, LinearStage
 from twostage_gym.core import public_info
 
 __all__ = ["INDEPENDENT_LEARNERS", "NOMINATOR_UPDATES", "IndependentLearners", "LinearBandit", "evaluate_parallel"]

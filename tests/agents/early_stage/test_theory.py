@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from agents.policy_gradients import pl_log_prob  # noqa: E402
+from agents.early_stage.scores import pl_log_prob  # noqa: E402
 from twostage_gym.core.late_stage import LateStageRanker  # noqa: E402
 from twostage_gym.core.plackett_luce import enumerate_rankings  # noqa: E402
 

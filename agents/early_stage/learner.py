@@ -1,8 +1,8 @@
 """The early-stage-ranker policy-gradient learner (Kiyohara et al. 2026, Secs. 2-4, App. B, D, E).
 
-One class runs the five methods of :mod:`agents.esr`; they share the model
-(:class:`agents.esr_model.TwoTowerESR`), the batch loop and the optimiser, and differ only in the
-score function (:mod:`agents.policy_gradients`). The loss of a batch is
+One class runs the five methods of :mod:`agents.early_stage`; they share the model
+(:class:`agents.early_stage.model.TwoTowerESR`), the batch loop and the optimiser, and differ only in the
+score function (:mod:`agents.early_stage.scores`). The loss of a batch is
 
 * V-PG, V-PG-SwR: ``-mean_i score(A^K_i) * sum_l alpha_l r_{i,l}``,
 * CA-PG, CA-PG-SwR, TOP1-PG: ``-mean_i sum_l alpha_l r_{i,l} score(a_{i,l})``,
@@ -40,7 +40,7 @@ Design choices (App. E and the paper's code):
   it when it is given the same observation array (else it recomputes). Measured at |A| = 1000,
   K = 10, batch 128: 0.1 ms per step faster than recomputing with one model, 0.1-0.5 ms with five.
 * **Overlap with the environment**: the first half of every score's pass over the catalog,
-  exp(z - max) and its sum (:func:`agents.policy_gradients.catalog_mass`), depends on the logits
+  exp(z - max) and its sum (:func:`agents.early_stage.scores.catalog_mass`), depends on the logits
   alone. ``act`` starts it on a worker thread, so it runs while the caller steps the environment
   (numpy and torch both release the GIL in their array loops), and ``update`` picks it up.
   The result is the same as computing it in ``update``. Small batches (fewer than
@@ -60,11 +60,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.base import agent_rng, check_nonnegative, check_positive
-from agents.batched import BatchedAgent
-from agents.esr import DEFAULT_LR, METHODS
-from agents.esr_model import TwoTowerESR
-from agents.policy_gradients import (
+from agents.common.base import agent_rng, check_nonnegative, check_positive
+from agents.common.batched import BatchedAgent
+from agents.early_stage.methods import DEFAULT_LR, METHODS
+from agents.early_stage.model import TwoTowerESR
+from agents.early_stage.scores import (
     CatalogMass,
     ca_log_marginal,
     ca_log_marginal_swr,
@@ -116,8 +116,8 @@ class ESRPolicyGradient(BatchedAgent):
     reward model.
 
     Args:
-        The arguments of :func:`agents.esr.make_esr_learner`, which documents them for
-        ``agents.make`` (``tests/agents/test_esr_learners.py`` keeps the two signatures equal).
+        The arguments of :func:`agents.early_stage.make_learner`, which documents them for
+        ``agents.make`` (``tests/agents/early_stage/test_learners.py`` keeps the two signatures equal).
     """
 
     def __init__(

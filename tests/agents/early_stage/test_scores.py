@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from agents import policy_gradients as pg  # noqa: E402
+from agents.early_stage import scores as pg  # noqa: E402
 from twostage_gym.core import plackett_luce as pl  # noqa: E402
 
 CASES = [
@@ -219,7 +219,7 @@ def test_whole_catalog_candidate_set():
 @pytest.mark.parametrize("M", [1, 3])
 def test_two_tower_logits_and_gradients_equal_plain_autograd(M):
     """The model's one-product forward and backward (``_TwoTowerLogits``) against the two-tower formula."""
-    from agents.esr_model import TwoTowerESR
+    from agents.early_stage.model import TwoTowerESR
 
     generator = torch.Generator().manual_seed(M)
     model = TwoTowerESR(40, 6, M, 5, generator=generator).double()
@@ -240,7 +240,7 @@ def test_two_tower_logits_and_gradients_equal_plain_autograd(M):
 @pytest.mark.parametrize("M", [1, 3])
 def test_logit_bound_bounds_every_logit(M):
     """The learner skips its pass over the logits for the action bounds when this bound is below them."""
-    from agents.esr_model import TwoTowerESR
+    from agents.early_stage.model import TwoTowerESR
 
     generator = torch.Generator().manual_seed(10 + M)
     model = TwoTowerESR(50, 6, M, 5, init_std=3.0, generator=generator)

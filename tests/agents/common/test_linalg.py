@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.linear import RidgeRegression, softmax_log_prob, softmax_log_prob_grad, softmax_probs
+from agents.common.linalg import RidgeRegression, softmax_log_prob, softmax_log_prob_grad, softmax_probs
 
 
 def test_sherman_morrison_equals_direct_inverse_after_500_updates():

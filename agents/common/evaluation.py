@@ -1,6 +1,6 @@
 """``agents.evaluate``: the interaction loop and the metrics record shared by every family.
 
-Per-round learners step the env itself. Batched learners (:class:`agents.batched.BatchedAgent`,
+Per-round learners step the env itself. Batched learners (:class:`agents.common.batched.BatchedAgent`,
 e.g. the early-stage-ranker policy gradients) step the env's native vector env, one batch of
 users per ``step``; their record keeps :data:`RECORD_KEYS` (summed over every user served) and
 adds :data:`BATCHED_RECORD_KEYS`.
@@ -14,8 +14,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import Agent
-from agents.batched import BatchedAgent
+from agents.common.base import Agent
+from agents.common.batched import BatchedAgent
 from twostage_gym.core import log_checkpoints, public_info
 
 __all__ = ["BATCHED_RECORD_KEYS", "RECORD_KEYS", "evaluate"]
@@ -61,7 +61,7 @@ def evaluate(
         num_checkpoints: how many log-spaced points the regret curve holds.
         progress: print a line at each checkpoint.
 
-    A :class:`~agents.batched.BatchedAgent` is run by :func:`evaluate_batched` instead: each step
+    A :class:`~agents.common.batched.BatchedAgent` is run by :func:`evaluate_batched` instead: each step
     is then one batch of users and one update.
 
     Returns:

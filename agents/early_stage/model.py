@@ -93,7 +93,7 @@ class _TwoTowerLogits(torch.autograd.Function):
     Forward: P = weight @ items ``(M, k, A)``, then one ``(B, k) @ (k, M A)`` product. Backward:
     gP = users^T @ g, one ``(k, B) @ (B, M A)`` product, then the small products
     gP @ items^T and weight^T @ gP. No gradient flows to ``users`` (the observations).
-    ``tests/agents/test_esr_scores.py`` checks value and gradients against plain autograd.
+    ``tests/agents/early_stage/test_scores.py`` checks value and gradients against plain autograd.
     """
 
     @staticmethod
