@@ -28,14 +28,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"context: {obs.shape[0]} items x {obs.shape[1]} features; action space {env.action_space}")
 
     totals = {"regret": 0.0, "nominator_regret": 0.0, "ranker_regret": 0.0}
-    for _ in range(args.steps):
+    for t in range(1, args.steps + 1):
         action = env.action_space.sample()  # [nomination of each nominator within its pool, ranker pick]
         obs, _, terminated, truncated, info = env.step(action)
         for key in totals:
             totals[key] += float(info[key])
-        if terminated or truncated:
+        if (terminated or truncated) and t < args.steps:  # after the last round, keep it to render
             obs, info = env.reset()
-    print(env.render(), end="")
+    print(env.render(), end="")  # the last round played
     print(
         f"after {args.steps} rounds: cumulative regret {totals['regret']:.1f} = "
         f"nominators {totals['nominator_regret']:.1f} + ranker {totals['ranker_regret']:.1f}"

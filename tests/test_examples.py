@@ -29,10 +29,13 @@ def test_every_example_is_tested():
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
-def test_quickstart(capsys):
-    totals = run_example("quickstart.py", "--steps", "50")
+@pytest.mark.parametrize("steps", ["50", "1000"])  # 1000: the episode's last round, at truncation
+def test_quickstart(capsys, steps):
+    totals = run_example("quickstart.py", "--steps", steps)
     assert totals["regret"] == pytest.approx(totals["nominator_regret"] + totals["ranker_regret"])
-    assert "served item" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"round {steps}:" in out and "served item" in out
+    assert "no item served yet" not in out
 
 
 def test_prop2_teaching_example(capsys):

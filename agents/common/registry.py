@@ -145,10 +145,17 @@ def family_of(env: gym.Env | str) -> str:
 def make(name: str, env: gym.Env, **kwargs: Any) -> Agent:
     """Build the learner ``name`` of ``env``'s family for ``env``.
 
+    Keyword arguments tune the learner; those that the name fixes (its preset, e.g. ``method`` of
+    ``ca-pg`` or ``ranker`` of ``ucb+ucb``) and those that the learner would not use are refused,
+    so a kwarg can never change which learner ``name`` builds.
+
     Raises:
-        ValueError: an env that no family plays, a name its family does not have (the message
-            lists the names it has), or an invalid keyword argument.
+        ValueError: ``env`` is not a gymnasium env, an env that no family plays, a name its family
+            does not have (the message lists the names it has), a kwarg the name fixes, or an
+            invalid keyword argument.
     """
+    if not isinstance(env, gym.Env):
+        raise ValueError(f"env must be a gymnasium.Env (e.g. from gym.make), got {type(env).__name__}: {env!r:.80}")
     family = family_of(env)
     spec = registry.get((family, name))
     if spec is None:
@@ -158,6 +165,10 @@ def make(name: str, env: gym.Env, **kwargs: Any) -> Agent:
             f"unknown agent {name!r} for the {family} family of {_env_class(env).__name__}; "
             f"its agents: {', '.join(names(family))}{hint}"
         )
+    fixed = [key for key in kwargs if key in spec.defaults]
+    if fixed:
+        preset = ", ".join(f"{key}={spec.defaults[key]!r}" for key in fixed)
+        raise ValueError(f"agent {name!r} fixes {preset}; choose another registered name instead of {fixed[0]}=...")
     try:
         agent = spec.factory(env, **{**spec.defaults, **kwargs})
     except TypeError as err:

@@ -52,9 +52,9 @@ def make_learner(
     init_std: float = 1.0,
     optimizer: str = "adagrad",
     adaptive_lr: float | str | None = None,
-    probe_pairs: int = 256,
+    probe_pairs: int | None = None,
     grpo: bool = False,
-    grpo_constant: float = 1.0,
+    grpo_constant: float | None = None,
     device: str = "cpu",
     num_threads: int | None = 1,
 ) -> Agent:
@@ -74,9 +74,11 @@ def make_learner(
         optimizer: ``"adagrad"`` (the paper's code), ``"sgd"`` or ``"adam"``.
         adaptive_lr: ``None``; the LSR's propensity p = E[pi_LSR(a)] in (0, 1], for a learning rate
             lr / p (Eq. 9); or ``"probe"`` to estimate p from users that appear twice in a batch.
-        probe_pairs: pairs of repeated users the probe collects before fixing the learning rate.
+        probe_pairs: pairs of repeated users the probe collects before fixing the learning rate
+            (default 256); only with ``adaptive_lr="probe"``.
         grpo: standardise the rewards within each batch, per position, and add ``grpo_constant``.
-        grpo_constant: the positivity constant c of the GRPO variant (App. E), >= 0.
+        grpo_constant: the positivity constant c of the GRPO variant (App. E), >= 0 (default 1);
+            only with ``grpo=True``.
         device: torch device of the model.
         num_threads: ``torch.set_num_threads`` at ``reset`` (process-wide); ``None`` leaves it.
             One thread by default: a second gains 10-20% on an idle 2-core machine, but when

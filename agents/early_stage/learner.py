@@ -78,6 +78,8 @@ from twostage_gym.envs.early_stage_ranker import LOGIT_BOUND, EarlyStageRankerEn
 __all__ = ["OPTIMIZERS", "ESRPolicyGradient"]
 
 OPTIMIZERS = ("adagrad", "sgd", "adam")
+DEFAULT_PROBE_PAIRS = 256
+DEFAULT_GRPO_CONSTANT = 1.0  # App. E's positivity constant c
 _VANILLA = ("v-pg", "v-pg-swr")
 # A probe row's candidate set gets logits this far above the rest (after the env divides by the
 # ESR temperature): more than the whole range of float32 Gumbel noise, so the set is certain.
@@ -130,9 +132,9 @@ class ESRPolicyGradient(BatchedAgent):
         init_std: float = 1.0,
         optimizer: str = "adagrad",
         adaptive_lr: float | str | None = None,
-        probe_pairs: int = 256,
+        probe_pairs: int | None = None,
         grpo: bool = False,
-        grpo_constant: float = 1.0,
+        grpo_constant: float | None = None,
         device: str | torch.device = "cpu",
         num_threads: int | None = 1,
     ) -> None:
@@ -164,11 +166,18 @@ class ESRPolicyGradient(BatchedAgent):
             if p > 1:
                 raise ValueError(f"adaptive_lr is the LSR propensity in (0, 1] or 'probe', got {adaptive_lr!r}")
         self.adaptive_lr = adaptive_lr
-        self.probe_pairs = _check_int("probe_pairs", probe_pairs)
+        # A kwarg the learner would not use is refused rather than ignored.
+        if probe_pairs is not None and adaptive_lr != "probe":
+            raise ValueError(f"probe_pairs applies to adaptive_lr='probe' only, got adaptive_lr={adaptive_lr!r}")
+        self.probe_pairs = DEFAULT_PROBE_PAIRS if probe_pairs is None else _check_int("probe_pairs", probe_pairs)
         if not isinstance(grpo, (bool, np.bool_)):
             raise ValueError(f"grpo must be a bool, got {grpo!r}")
         self.grpo = bool(grpo)
-        self.grpo_constant = check_nonnegative("grpo_constant", grpo_constant)
+        if grpo_constant is not None and not self.grpo:
+            raise ValueError("grpo_constant applies to grpo=True only")
+        self.grpo_constant = (
+            DEFAULT_GRPO_CONSTANT if grpo_constant is None else check_nonnegative("grpo_constant", grpo_constant)
+        )
         try:
             self.device = torch.device(device)
             torch.empty(0, device=self.device)  # e.g. "cuda" on a CPU-only build fails here, not at reset

@@ -121,8 +121,9 @@ class TwoStageAgent(Agent):
         alpha: UCB exploration bonus of every UCB stage (default 1e-2, Table 1).
         ranker_alpha: the ranker's bonus, overriding ``alpha``.
         nominator_alpha: the nominators' bonus, overriding ``alpha``.
-        lam: ridge regulariser before the x d scaling (default 1e-2, Table 1).
-        lr: PG learning rate (default 1, Table 1).
+        lam: ridge regulariser before the x d scaling (default 1e-2, Table 1); only for systems
+            with a UCB or Greedy stage.
+        lr: PG learning rate (default 1, Table 1); only for systems with a PG stage.
         nominator_training: ``"all"``, ``"own"`` or ``"own-selected"`` (Eq. 4 and footnote 4).
     """
 
@@ -134,8 +135,8 @@ class TwoStageAgent(Agent):
         alpha: float | None = None,
         ranker_alpha: float | None = None,
         nominator_alpha: float | None = None,
-        lam: float = DEFAULT_LAM,
-        lr: float = DEFAULT_LR,
+        lam: float | None = None,
+        lr: float | None = None,
         nominator_training: str = "all",
     ) -> None:
         self.env = nominators_env(env)
@@ -148,8 +149,9 @@ class TwoStageAgent(Agent):
         if ranker is None and self.env.n_nominators != 1:
             raise ValueError(f"a single-stage agent needs an env with n_nominators=1, got {self.env.n_nominators}")
         stages = {"ranker": ranker, "nominator": nominator}
+        system = nominator if ranker is None else f"{ranker}+{nominator}"
         if alpha is not None and "ucb" not in stages.values():
-            raise ValueError(f"alpha is the UCB bonus, but no stage of {ranker}+{nominator} is UCB")
+            raise ValueError(f"alpha is the UCB bonus, but no stage of {system} is UCB")
         for stage, value in (("ranker", ranker_alpha), ("nominator", nominator_alpha)):
             if value is not None and stages[stage] != "ucb":
                 raise ValueError(f"{stage}_alpha is the UCB bonus, but the {stage} is {stages[stage]!r}")
@@ -158,10 +160,15 @@ class TwoStageAgent(Agent):
         self.nominator_alpha = (
             base_alpha if nominator_alpha is None else check_nonnegative("nominator_alpha", nominator_alpha)
         )
-        self.lam = check_positive("lam", lam)
-        self.lr = check_positive("lr", lr)
+        # A kwarg the system does not use is refused, as alpha is above: it would change nothing.
+        if lam is not None and not {"ucb", "greedy"} & set(stages.values()):
+            raise ValueError(f"lam is the ridge regulariser of UCB and Greedy stages; {system} has none")
+        if lr is not None and "pg" not in stages.values():
+            raise ValueError(f"lr is the policy-gradient learning rate; {system} has no PG stage")
+        self.lam = DEFAULT_LAM if lam is None else check_positive("lam", lam)
+        self.lr = DEFAULT_LR if lr is None else check_positive("lr", lr)
         self.ranker, self.nominator, self.nominator_training = ranker, nominator, nominator_training
-        self.name = nominator if ranker is None else f"{ranker}+{nominator}"
+        self.name = system
         self._ranker_stage: LinearStage | None = None
         self._nominator_stage: LinearStage | None = None
 

@@ -100,6 +100,12 @@ def test_unknown_names_list_what_the_family_has() -> None:
         agents.names("toy")
 
 
+@pytest.mark.parametrize("env", [None, "TwoStage/Nominators-v0", 3])
+def test_make_needs_a_gymnasium_env(env) -> None:
+    with pytest.raises(ValueError, match=f"env must be a gymnasium.Env .*got {type(env).__name__}"):
+        agents.make("ucb+ucb", env)
+
+
 def test_registration_rules(toy_family: str) -> None:
     families, registry = dict(reg.families), dict(reg.registry)
     with pytest.raises(ValueError, match="'random' is already registered in the family 'toy'"):

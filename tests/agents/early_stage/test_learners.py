@@ -220,9 +220,12 @@ def test_actions_have_the_env_shapes_and_work_with_the_single_env():
         ({"optimizer": "lbfgs"}, "optimizer"),
         ({"adaptive_lr": 1.5}, "adaptive_lr"),
         ({"adaptive_lr": "guess"}, "adaptive_lr"),
-        ({"probe_pairs": 0}, "probe_pairs"),
+        ({"adaptive_lr": "probe", "probe_pairs": 0}, "probe_pairs"),
+        ({"probe_pairs": 100}, "probe_pairs applies to adaptive_lr='probe' only"),  # it would be unused
         ({"grpo": "yes"}, "grpo"),
-        ({"grpo_constant": -1.0}, "grpo_constant"),
+        ({"grpo": True, "grpo_constant": -1.0}, "grpo_constant"),
+        ({"grpo_constant": 2.0}, "grpo_constant applies to grpo=True only"),
+        ({"method": "v-pg"}, "agent 'ca-pg' fixes method='ca-pg'"),  # a kwarg never changes the learner
         ({"device": "no-such-device"}, "device"),
         ({"device": "cuda:99"}, "device"),
         ({"num_threads": 0}, "num_threads"),

@@ -142,6 +142,11 @@ def test_pg_nominations_follow_the_softmax():
         ("ucb+ucb", {"beta": 1}, "beta"),
         ("ucb", {}, "n_nominators=1"),
         ("ucb-ucb", {}, "unknown agent"),
+        # A kwarg the system would not use is refused, and one the name fixes too.
+        ("ucb+ucb", {"lr": 0.5}, "lr is the policy-gradient learning rate; ucb\\+ucb has no PG stage"),
+        ("pg+pg", {"lam": 0.5}, "lam is the ridge regulariser of UCB and Greedy stages; pg\\+pg has none"),
+        ("ucb+ucb", {"ranker": "pg", "nominator": "greedy"}, "agent 'ucb\\+ucb' fixes ranker='ucb', nominator='ucb'"),
+        ("random", {"alpha": 1.0}, "agent 'random': .*'alpha'"),
     ],
 )
 def test_invalid_agent_arguments(name, kwargs, match):
