@@ -30,3 +30,27 @@ def table2_k10_records(tmp_path_factory: pytest.TempPathFactory) -> Path:
     configs = CLAIMS["kiyohara2026-table2"].configs(20)
     run_into(out, [Job(configs[(m, "K=10")], 0) for m in METHODS], workers=2, progress=False)
     return out
+
+
+# Hypothesis profiles for the fuzz harness (tests/fuzz): "ci", the default, is small and
+# derandomised so that CI is reproducible; "deep" (``--hypothesis-profile=deep``) searches wider.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the fuzz tests skip themselves without Hypothesis
+    pass
+else:
+    settings.register_profile(
+        "ci",
+        max_examples=100,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    settings.register_profile(
+        "deep",
+        max_examples=1000,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    settings.load_profile("ci")

@@ -36,7 +36,7 @@ from agents.bench.config import (
 )
 from agents.bench.leaderboard import write_leaderboard
 from agents.bench.perf import PERF_CASES, render_perf, run_perf
-from agents.bench.records import read_records
+from agents.bench.records import prepare_dir, read_records
 from agents.bench.run import Job, run_into
 from agents.bench.suites import SUITES
 
@@ -135,6 +135,9 @@ def _run_jobs(args: argparse.Namespace) -> tuple[list[Job], str, str | None]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     jobs, out, suite = _run_jobs(args)
+    board_file = Path(out) / "leaderboard.md"
+    if not args.no_leaderboard and board_file.is_dir():  # found now, not after every job has run
+        raise BenchError(f"cannot write the leaderboard to {board_file}: it is a directory (or use --no-leaderboard)")
     try:
         summary = run_into(out, jobs, args.workers, progress=not args.no_progress)
     except KeyboardInterrupt:
@@ -146,8 +149,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 130
     summary["suite"] = suite
     if not args.no_leaderboard:
-        records = read_records(out)
-        board = write_leaderboard(records, Path(out) / "leaderboard.md", source=out)
+        records = read_records(out, warn=False)  # run_into has warned about any bad line already
+        board = write_leaderboard(records, board_file, source=out)
         summary["leaderboard"] = {k: board[k] for k in ("markdown_file", "plots", "plot_note")}
     if args.json:
         _print_json(summary)
@@ -248,10 +251,19 @@ def _configure_perf(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_perf(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else None
+    if out is not None:  # checked before measuring, which takes a while
+        if out.is_dir():
+            raise BenchError(
+                f"cannot write the perf report to {out}: it is a directory (name a file, e.g. {out / 'x.json'})"
+            )
+        prepare_dir(out.parent, "perf report directory")
     report = run_perf(quick=args.quick, cases=args.case)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if out is not None:
+        try:
+            out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        except OSError as err:
+            raise BenchError(f"cannot write the perf report {out}: {err.strerror or err}") from None
     if args.json:
         _print_json(report)
     else:

@@ -15,6 +15,7 @@ import agents
 import twostage_gym
 
 __all__ = [
+    "MAX_SEEDS",
     "BenchError",
     "RunConfig",
     "canonical_json",
@@ -109,11 +110,18 @@ def default_steps(env_id: str) -> int:
     return int(spec.max_episode_steps or 1000)
 
 
+MAX_SEEDS = 1_000_000
+"""The most seeds one ``--seeds`` may list: more is a typo (``0-1000000000``), not a study."""
+
+
 def parse_seeds(text: str) -> list[int]:
     """Parse a seed list: ``"0-9"``, ``"0,3,5"``, ``"7"``, or a mix such as ``"0-4,8"``.
 
+    Linear in the number of seeds (a set finds repeats), so ``"0-39999"`` is immediate.
+
     Raises:
-        BenchError: malformed text, a negative seed, an empty or reversed range, or a repeated seed.
+        BenchError: malformed text, a negative seed, an empty or reversed range, a repeated seed,
+            or more than :data:`MAX_SEEDS` seeds.
     """
     seeds: list[int] = []
     for part in str(text).split(","):
@@ -126,10 +134,18 @@ def parse_seeds(text: str) -> list[int]:
             raise BenchError(f"bad seeds {text!r}: expected e.g. '0-9', '0,3,5' or '7'") from None
         if first < 0 or last < first:
             raise BenchError(f"bad seeds {text!r}: {part!r} is not a range of non-negative integers low-high")
+        # Checked before expanding, so a typo like '0-10000000000' is an error, not a MemoryError.
+        if len(seeds) + (last - first + 1) > MAX_SEEDS:
+            raise BenchError(f"bad seeds {text!r}: more than {MAX_SEEDS} seeds")
         seeds.extend(range(first, last + 1))
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    seen: set[int] = set()
+    repeated: set[int] = set()
+    for seed in seeds:
+        if seed in seen:
+            repeated.add(seed)
+        seen.add(seed)
     if repeated:
-        raise BenchError(f"bad seeds {text!r}: seed {repeated[0]} appears more than once")
+        raise BenchError(f"bad seeds {text!r}: seed {min(repeated)} appears more than once")
     return seeds
 
 
@@ -188,7 +204,8 @@ def validate_configs(configs: list[RunConfig]) -> None:
 
     Raises:
         BenchError: an unknown env id or agent name (listing the valid ones), or an env or agent
-            that rejects its kwargs or the pairing (e.g. a single-stage agent on N > 1 nominators).
+            that rejects its kwargs or the pairing (e.g. a single-stage agent on N > 1 nominators)
+            or cannot be built in memory.
     """
     check_names((c.env_id, c.agent) for c in configs)
     for config in configs:
@@ -200,15 +217,17 @@ def validate_configs(configs: list[RunConfig]) -> None:
         if key in checked:
             continue
         checked.add(key)
+        # MemoryError too: kwargs such as n_items=10**12 ask for arrays no machine has, which is
+        # a user error like any other (the env should refuse them with a ValueError first).
         try:
             env = gym.make(config.env_id, **config.env_kwargs)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, MemoryError) as err:
             raise BenchError(f"{config.env_id} with env kwargs {canonical_json(config.env_kwargs)}: {err}") from None
         try:
             agent = agents.make(config.agent, env, **config.agent_kwargs)
             env.reset(seed=0)
             agent.reset(0)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, MemoryError) as err:
             raise BenchError(
                 f"agent {config.label()} cannot run on {config.env_id} {canonical_json(config.env_kwargs)}: {err}"
             ) from None

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.bench.config import canonical_json
+from agents.bench.config import BenchError, canonical_json
+from agents.bench.records import prepare_dir
 
 __all__ = ["confidence_halfwidth", "plot_curves", "render_markdown", "summarise", "write_leaderboard"]
 
@@ -218,13 +219,22 @@ def write_leaderboard(
     Returns:
         A JSON-serialisable summary: ``markdown_file``, ``plots`` (file paths), ``plot_note``,
         ``tables`` (from :func:`summarise`) and ``markdown`` (the text).
+
+    Raises:
+        agents.bench.config.BenchError: ``out_file`` is a directory, or its directory cannot be
+            created or written.
     """
     out = Path(out_file)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise BenchError(f"cannot write the leaderboard to {out}: it is a directory (name a file, e.g. {out / 'x.md'})")
+    prepare_dir(out.parent, "leaderboard directory")  # before the work, and a clear message
     tables = summarise(records)
-    files, note = plot_curves(tables, out.parent, out.stem) if plots else ({}, "plots not requested")
-    markdown = render_markdown(tables, files, source)
-    out.write_text(markdown, encoding="utf-8")
+    try:
+        files, note = plot_curves(tables, out.parent, out.stem) if plots else ({}, "plots not requested")
+        markdown = render_markdown(tables, files, source)
+        out.write_text(markdown, encoding="utf-8")
+    except OSError as err:  # e.g. the disk filled up, or a plot's name is taken by a directory
+        raise BenchError(f"cannot write the leaderboard {out}: {err.strerror or err}") from None
     return {
         "markdown_file": str(out),
         "plots": [str(out.parent / name) for name in files.values()],

@@ -1,23 +1,39 @@
-"""Running jobs (a config and a seed each) on local processes, with progress and resumable output."""
+"""Running jobs (a config and a seed each) on local processes, with progress and resumable output.
+
+Only the driver (the process that calls :func:`execute`) writes records; the pool's workers only
+compute them, and they die with the driver however it ends, even by SIGKILL (see :func:`_init_worker`).
+"""
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import agents
 import twostage_gym
-from agents.bench.config import RunConfig, validate_configs
-from agents.bench.records import RECORDS_FILE, SCHEMA, append_record, read_records, record_key, repair_tail
+from agents.bench.config import BenchError, RunConfig, validate_configs
+from agents.bench.records import (
+    RECORDS_FILE,
+    SCHEMA,
+    append_record,
+    prepare_dir,
+    read_records,
+    record_key,
+    repair_tail,
+    results_lock,
+)
 
-__all__ = ["Job", "execute", "run_into", "run_job"]
+__all__ = ["Job", "distinct", "execute", "run_into", "run_job"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,18 @@ def run_job(job: Job) -> dict[str, Any]:
     }
 
 
+def distinct(jobs: Iterable[Job]) -> list[Job]:
+    """``jobs`` without repeats of a record key (the first of each is kept, in order).
+
+    Keys, not job equality: two configs can compare equal (``{"n": 1}`` and ``{"n": 1.0}``) yet
+    hash differently, and the key is what a record is found by.
+    """
+    unique: dict[tuple[str, str, int, str], Job] = {}
+    for job in jobs:
+        unique.setdefault(job.key, job)
+    return list(unique.values())
+
+
 class _Progress:
     """A tqdm bar on a terminal; plain lines in logs (CI) or when tqdm (the ``bench`` extra) is missing."""
 
@@ -77,10 +105,70 @@ class _Progress:
             self.bar.close()
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C goes to the whole process group; only the parent handles it, so workers do not
-    # print tracebacks, and the parent stops them itself.
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_WATCH_INTERVAL_S = 0.5  # how often the fallback without prctl looks for its parent
+
+
+def _arm_parent_death_signal() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies; False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        # prctl is variadic and the kernel reads unsigned longs: pass them as such, not as C ints.
+        args = (ctypes.c_ulong(signal.SIGKILL), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
+        return libc.prctl(_PR_SET_PDEATHSIG, *args) == 0
+    except (OSError, AttributeError):  # no libc to load, or no prctl in it
+        return False
+
+
+def _watch_parent(parent_pid: int, interval: float = _WATCH_INTERVAL_S) -> None:
+    """Exit this process as soon as its parent is no longer ``parent_pid`` (it died; we were re-parented)."""
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+def _wait_for_eof(sentinel: int) -> None:
+    """Exit this process when ``sentinel`` (a pipe whose write end only the driver holds) reaches EOF."""
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
+
+
+def _init_worker(driver_pid: int, start_method: str) -> None:
+    """Initializer of each pool worker: ignore Ctrl-C, and die with the driver.
+
+    Ctrl-C goes to the whole process group; only the driver handles it, so workers do not print
+    tracebacks, and the driver stops them itself. A driver killed outright (SIGKILL, the OOM
+    killer) runs no clean-up, so each worker watches the driver instead; otherwise orphaned
+    workers would compute for minutes, for nobody, holding the caller's pipes open:
+
+    * ``fork`` and ``spawn``: the driver is the worker's parent. On Linux the kernel sends the
+      worker SIGKILL when its parent dies (``PR_SET_PDEATHSIG``; it follows the thread that
+      forked the worker, the one running :func:`execute`, which outlives the pool). Elsewhere a
+      daemon thread polls ``os.getppid()``.
+    * ``forkserver``: the parent is the fork server, which lives on while any of its children
+      does, so the parent's death is no signal. A daemon thread waits instead on the pipe that
+      multiprocessing gives each child, whose write end only the driver holds: it reaches EOF
+      when the driver dies, even as an unreaped zombie.
+
+    Args:
+        driver_pid: the pid of the process that runs :func:`execute`.
+        start_method: the pool's multiprocessing start method.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if start_method == "forkserver":
+        parent = multiprocessing.parent_process()
+        if parent is not None and parent.pid == driver_pid and parent.sentinel is not None:
+            # Already at EOF if the driver died before this line: no race to check for.
+            threading.Thread(target=_wait_for_eof, args=(parent.sentinel,), daemon=True, name="watch-driver").start()
+        return
+    if not _arm_parent_death_signal():
+        threading.Thread(target=_watch_parent, args=(driver_pid,), daemon=True, name="watch-driver").start()
+    # The driver may have died before the signal was armed, which then never comes: check after.
+    if os.getppid() != driver_pid:
+        os._exit(1)
 
 
 def execute(
@@ -92,14 +180,15 @@ def execute(
 ) -> list[tuple[Job, str]]:
     """Run ``jobs`` and hand each record to ``on_record`` (in this process) as soon as it is done.
 
-    Jobs run longest first (by ``steps``) to balance the workers. With ``workers == 1`` they run
-    in this process; otherwise on a ``ProcessPoolExecutor`` of ``workers`` processes. A job that
+    Jobs with the same record key run once. They run longest first (by ``steps``) to balance the
+    workers. With ``workers == 1`` they run in this process; otherwise on a ``ProcessPoolExecutor``
+    of ``workers`` processes, which die with this one (see :func:`_init_worker`). A job that
     raises does not stop the others.
 
     Returns:
         The failed jobs with their error messages.
     """
-    ordered = sorted(jobs, key=lambda job: -job.config.steps)
+    ordered = sorted(distinct(jobs), key=lambda job: -job.config.steps)
     bar = _Progress(len(ordered), desc, progress)
     failures: list[tuple[Job, str]] = []
     try:
@@ -113,7 +202,13 @@ def execute(
                     on_record(record)
                 bar.update()
             return failures
-        executor = ProcessPoolExecutor(max_workers=min(workers, len(ordered)), initializer=_ignore_sigint)
+        context = multiprocessing.get_context()
+        executor = ProcessPoolExecutor(
+            max_workers=min(workers, len(ordered)),
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(os.getpid(), context.get_start_method()),
+        )
         try:
             pending: dict[Future, Job] = {executor.submit(run_job, job): job for job in ordered}
             while pending:
@@ -147,7 +242,9 @@ def run_into(
 ) -> dict[str, Any]:
     """Run the ``jobs`` whose records ``out_dir`` does not hold yet, appending each to ``records.jsonl``.
 
-    The configs are validated first (each (env, agent) built once). Finished records are written
+    The configs are validated first (each (env, agent) built once), then the directory is created
+    and checked writable, and locked (:func:`agents.bench.records.results_lock`) until the run ends,
+    all before any job starts. Jobs with equal record keys run once. Finished records are written
     one by one, flushed, so an interrupted run resumes where it stopped.
 
     Args:
@@ -157,26 +254,44 @@ def run_into(
         progress: show a progress bar on stderr.
 
     Returns:
-        A JSON-serialisable summary: ``out``, ``records_file``, ``jobs``, ``skipped``, ``ran``,
-        ``failed`` (list of {job, error}), ``dropped_partial_line``, ``wall_time_s``.
+        A JSON-serialisable summary: ``out``, ``records_file``, ``jobs`` (distinct), ``skipped``,
+        ``ran``, ``failed`` (list of {job, error}), ``dropped_partial_line``, ``wall_time_s``.
 
     Raises:
-        agents.bench.config.BenchError: an invalid configuration (nothing is run).
+        agents.bench.config.BenchError: an invalid configuration, a directory that cannot be written,
+            or one that another run is writing (nothing is run); or a records file that cannot be
+            appended to during the run (the records written so far are kept).
     """
     validate_configs(list({job.config.config_hash: job.config for job in jobs}.values()))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_dir(out_dir, "results directory")
     file = out / RECORDS_FILE
-    dropped = repair_tail(file)
-    done = {record_key(r) for r in read_records(out)}
-    todo = [job for job in dict.fromkeys(jobs) if job.key not in done]
-    start = time.perf_counter()
-    failures = execute(todo, workers or os.cpu_count() or 1, lambda record: append_record(file, record), progress)
+    with results_lock(out):
+        try:
+            if file.exists():
+                open(file, "ab").close()  # appendable: found now, not after the first job
+            dropped = repair_tail(file)
+        except OSError as err:
+            raise BenchError(f"cannot write the records file {file}: {err.strerror or err}") from None
+        done = {record_key(r) for r in read_records(out)}
+        unique = distinct(jobs)
+        todo = [job for job in unique if job.key not in done]
+
+        def write(record: dict[str, Any]) -> None:
+            try:
+                append_record(file, record)
+            except OSError as err:
+                raise BenchError(
+                    f"cannot append to the records file {file}: {err.strerror or err}; "
+                    f"the records written so far are kept, and the same command resumes"
+                ) from None
+
+        start = time.perf_counter()
+        failures = execute(todo, workers or os.cpu_count() or 1, write, progress)
     return {
         "out": str(out),
         "records_file": str(file),
-        "jobs": len(set(jobs)),
-        "skipped": len(set(jobs)) - len(todo),
+        "jobs": len(unique),
+        "skipped": len(unique) - len(todo),
         "ran": len(todo) - len(failures),
         "failed": [
             {"env_id": j.config.env_id, "agent": j.config.label(), "seed": j.seed, "error": e} for j, e in failures

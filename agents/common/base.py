@@ -1,4 +1,8 @@
-"""The learner interface every agent in the suite follows."""
+"""The learner interface every agent in the suite follows, and the checks of learners' arguments.
+
+Arguments are checked as the environments check theirs (:mod:`twostage_gym.core.checks`): a
+``ValueError`` naming the argument; no bool or string where a number belongs.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from twostage_gym.core.checks import number
 
 __all__ = ["Agent", "agent_rng", "check_nonnegative", "check_positive"]
 
@@ -20,20 +26,12 @@ def agent_rng(seed: int | None) -> np.random.Generator:
 
 def check_positive(name: str, value: float) -> float:
     """Return ``value`` as float, or raise ``ValueError`` naming ``name`` unless it is finite and > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+    return number(name, value, 0.0, np.inf, low_open=True)
 
 
 def check_nonnegative(name: str, value: float) -> float:
     """Return ``value`` as float, or raise ``ValueError`` naming ``name`` unless it is finite and >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    return number(name, value, 0.0)
 
 
 class Agent(ABC):

@@ -72,6 +72,7 @@ from agents.early_stage.scores import (
     pl_log_prob,
     pl_log_prob_swr,
 )
+from twostage_gym.core.checks import check_memory, integer
 from twostage_gym.core.plackett_luce import greedy_candidates
 from twostage_gym.envs.early_stage_ranker import LOGIT_BOUND, EarlyStageRankerEnv
 
@@ -79,6 +80,7 @@ __all__ = ["OPTIMIZERS", "ESRPolicyGradient"]
 
 OPTIMIZERS = ("adagrad", "sgd", "adam")
 DEFAULT_PROBE_PAIRS = 256
+MAX_THREADS = 2**12  # torch.set_num_threads overflows far above any real machine's core count
 DEFAULT_GRPO_CONSTANT = 1.0  # App. E's positivity constant c
 _VANILLA = ("v-pg", "v-pg-swr")
 # A probe row's candidate set gets logits this far above the rest (after the env divides by the
@@ -101,12 +103,6 @@ def _worker() -> ThreadPoolExecutor:
 
 # A forked child (e.g. a bench worker) has the parent's executor object but not its thread.
 os.register_at_fork(after_in_child=_worker.cache_clear)
-
-
-def _check_int(name: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 class ESRPolicyGradient(BatchedAgent):
@@ -155,8 +151,8 @@ class ESRPolicyGradient(BatchedAgent):
             raise ValueError(f"top1-pg is CA-PG-SwR with one logit model; the env has n_experts={self.n_experts}")
         self.alpha = np.asarray(config.alpha, dtype=np.float64)
         self.lr = DEFAULT_LR[method] if lr is None else check_positive("lr", lr)
-        self.batch_size = _check_int("batch_size", batch_size)
-        self.embedding_dim = _check_int("embedding_dim", embedding_dim)
+        self.batch_size = integer("batch_size", batch_size, low=1)
+        self.embedding_dim = integer("embedding_dim", embedding_dim, low=1)
         self.init_std = check_positive("init_std", init_std)
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
@@ -169,7 +165,7 @@ class ESRPolicyGradient(BatchedAgent):
         # A kwarg the learner would not use is refused rather than ignored.
         if probe_pairs is not None and adaptive_lr != "probe":
             raise ValueError(f"probe_pairs applies to adaptive_lr='probe' only, got adaptive_lr={adaptive_lr!r}")
-        self.probe_pairs = DEFAULT_PROBE_PAIRS if probe_pairs is None else _check_int("probe_pairs", probe_pairs)
+        self.probe_pairs = DEFAULT_PROBE_PAIRS if probe_pairs is None else integer("probe_pairs", probe_pairs, low=1)
         if not isinstance(grpo, (bool, np.bool_)):
             raise ValueError(f"grpo must be a bool, got {grpo!r}")
         self.grpo = bool(grpo)
@@ -183,7 +179,18 @@ class ESRPolicyGradient(BatchedAgent):
             torch.empty(0, device=self.device)  # e.g. "cuda" on a CPU-only build fails here, not at reset
         except (RuntimeError, TypeError, AssertionError) as err:
             raise ValueError(f"device {device!r} is not usable: {err}") from None
-        self.num_threads = None if num_threads is None else _check_int("num_threads", num_threads)
+        self.num_threads = None if num_threads is None else integer("num_threads", num_threads, 1, MAX_THREADS)
+        # Refuse a model no memory holds here, not with a MemoryError at reset or at the first step.
+        floats = 4  # float32
+        params = floats * self.n_experts * (self.user_dim + 1 + self.n_items) * self.embedding_dim
+        logits = floats * self.batch_size * self.n_experts * self.n_items
+        check_memory(
+            {"embedding_dim": self.embedding_dim, "batch_size": self.batch_size, "n_items": self.n_items},
+            # The parameters with their gradients, the optimiser's state and the draw at reset;
+            # a batch's logits with the score's pass over them and their gradients.
+            {"the model and its optimiser": 4 * params, "a batch's logits": 3 * logits},
+            owner="learner",
+        )
         self.name = method
         self.assignment = config.assignment
         self._assignment_t = None if self.assignment is None else torch.as_tensor(self.assignment, device=self.device)

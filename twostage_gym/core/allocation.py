@@ -11,8 +11,11 @@ without replacement from the d - s' features the nominator does not yet hold.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from twostage_gym.core.checks import integer, number
 
 __all__ = [
     "random_feature_subsets",
@@ -79,17 +82,32 @@ def resolve_nominator_dim(dim: int, nominator_dim: int | None, misspecification:
     if nominator_dim is not None and misspecification is not None:
         raise ValueError("give at most one of nominator_dim and misspecification")
     if misspecification is not None:
-        if not np.isfinite(misspecification) or misspecification < 1:
-            raise ValueError(f"misspecification (rho = d/s) must be a finite number >= 1, got {misspecification}")
+        number("misspecification (rho = d/s)", misspecification, low=1.0)
+        # The value as given (a numpy float32 divides in float32), so s is what it always was.
         s = int(np.floor(dim / misspecification))
         if s < 1:
             raise ValueError(f"misspecification={misspecification} leaves floor(dim/rho) = 0 features for dim={dim}")
         return s
     if nominator_dim is None:
-        return dim
-    if not isinstance(nominator_dim, (int, np.integer)) or not 1 <= nominator_dim <= dim:
-        raise ValueError(f"nominator_dim (s) must be an integer in [1, dim={dim}], got {nominator_dim!r}")
-    return int(nominator_dim)
+        return int(dim)
+    return integer("nominator_dim (s)", nominator_dim, 1, dim)
+
+
+def _rows(name: str, value: Any, n_rows: int) -> list[Any]:
+    """``value`` as a list of ``n_rows`` rows, or a ValueError naming ``name``.
+
+    A string, a number or None is not a list of rows (``len`` or iteration would fail with a
+    TypeError that names nothing, or, for a string, split it into characters).
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+        raise ValueError(f"{name} must be a list of n_nominators={n_rows} lists, got {type(value).__name__} {value!r}")
+    rows = list(value)
+    if len(rows) != n_rows:
+        raise ValueError(f"{name} must hold n_nominators={n_rows} lists, got {len(rows)}")
+    for n, row in enumerate(rows):
+        if isinstance(row, (str, bytes)) or not isinstance(row, (Sequence, np.ndarray)):
+            raise ValueError(f"{name}[{n}] must be a list of integers, got {type(row).__name__} {row!r}")
+    return rows
 
 
 def validate_pools(pools: Sequence[Sequence[int]], n_items: int, n_nominators: int) -> list[np.ndarray]:
@@ -101,11 +119,12 @@ def validate_pools(pools: Sequence[Sequence[int]], n_items: int, n_nominators: i
     Raises:
         ValueError: naming the rule that ``pools`` breaks.
     """
-    if len(pools) != n_nominators:
-        raise ValueError(f"pools must hold n_nominators={n_nominators} pools, got {len(pools)}")
     out = []
-    for n, pool in enumerate(pools):
-        arr = np.asarray(pool)
+    for n, pool in enumerate(_rows("pools", pools, n_nominators)):
+        try:
+            arr = np.asarray(pool)
+        except ValueError:  # a ragged nested list
+            arr = np.empty(0)
         if arr.ndim != 1 or arr.size == 0:
             raise ValueError(f"pools[{n}] must be a non-empty 1-D list of item ids, got {pool!r}")
         if arr.dtype.kind not in "iu":
@@ -130,17 +149,23 @@ def validate_feature_subsets(subsets: Sequence[Sequence[int]], dim: int, n_nomin
     Raises:
         ValueError: naming the rule that ``feature_subsets`` breaks.
     """
-    if len(subsets) != n_nominators:
-        raise ValueError(f"feature_subsets must hold n_nominators={n_nominators} subsets, got {len(subsets)}")
-    sizes = {len(s) for s in subsets}
+    rows = _rows("feature_subsets", subsets, n_nominators)
+    sizes = {len(s) for s in rows}
     if len(sizes) != 1 or 0 in sizes:
         raise ValueError(f"feature_subsets must be non-empty and all of one size s, got sizes {sorted(sizes)}")
-    arr = np.asarray(subsets)
+    try:
+        arr = np.asarray(rows)
+    except ValueError:  # rows of one length holding nested lists of different lengths
+        raise ValueError("feature_subsets must be N lists of s integer feature indices") from None
+    if arr.ndim != 2:
+        raise ValueError(f"feature_subsets must be N lists of s integer feature indices, got {arr.ndim - 1}-D rows")
     if arr.dtype.kind not in "iu":
         raise ValueError(f"feature_subsets must hold integer feature indices, got dtype {arr.dtype}")
     if arr.min() < 0 or arr.max() >= dim:
         raise ValueError(f"feature_subsets has indices outside [0, dim={dim})")
-    for n, row in enumerate(arr):
-        if np.unique(row).size != row.size:
-            raise ValueError(f"feature_subsets[{n}] lists a feature twice: {row.tolist()}")
-    return np.sort(arr, axis=1).astype(np.int64)
+    ordered = np.sort(arr, axis=1)
+    twice = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+    if twice.any():
+        n = int(np.argmax(twice))
+        raise ValueError(f"feature_subsets[{n}] lists a feature twice: {arr[n].tolist()}")
+    return ordered.astype(np.int64)

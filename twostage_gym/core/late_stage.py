@@ -30,10 +30,10 @@ from __future__ import annotations
 import functools
 import itertools
 from dataclasses import dataclass
-from math import comb
 
 import numpy as np
 
+from twostage_gym.core.checks import choice, number
 from twostage_gym.core.plackett_luce import greedy_candidates, gumbel_noise
 
 __all__ = [
@@ -112,8 +112,19 @@ def _lattice(n_candidates: int, n_outputs: int) -> tuple[_Level, ...]:
     return tuple(levels)
 
 
-def _n_states(n_candidates: int, n_outputs: int) -> int:
-    return sum(comb(n_candidates, i) for i in range(n_outputs))
+def _n_states(n_candidates: int, n_outputs: int, cap: int | None = None) -> int:
+    """sum_{i<L} C(K, i), or the first partial sum above ``cap``.
+
+    The cap matters: at K = L = 10^5 the full sum has ~30,000 digits and takes many minutes to
+    compute, while every caller only needs to know whether it exceeds :data:`EXACT_STATE_LIMIT`.
+    """
+    total, c = 0, 1  # c = C(K, i), updated exactly in integers
+    for i in range(n_outputs):
+        total += c
+        if cap is not None and total > cap:
+            break
+        c = c * (n_candidates - i) // (i + 1)
+    return total
 
 
 class LateStageRanker:
@@ -135,16 +146,8 @@ class LateStageRanker:
     """
 
     def __init__(self, kind: str = "optimal", temperature: float = 1.0) -> None:
-        if kind not in LSR_KINDS:
-            raise ValueError(f"lsr must be one of {LSR_KINDS}, got {kind!r}")
-        try:
-            temperature = float(temperature)
-        except (TypeError, ValueError):
-            raise ValueError(f"lsr_temperature must be a finite number > 0, got {temperature!r}") from None
-        if not np.isfinite(temperature) or temperature <= 0:
-            raise ValueError(f"lsr_temperature must be a finite number > 0, got {temperature}")
-        self.kind = kind
-        self.temperature = temperature
+        self.kind = choice("lsr", kind, LSR_KINDS)
+        self.temperature = number("lsr_temperature", temperature, low=0.0, low_open=True)
 
     def __repr__(self) -> str:
         return f"LateStageRanker({self.kind!r}, temperature={self.temperature})"
@@ -158,11 +161,27 @@ class LateStageRanker:
         """Whether :meth:`expected_reward` is exact (else a Monte-Carlo estimate) for this K and L."""
         if self.kind != "noisy" or n_outputs == 1:
             return True
-        return _n_states(n_candidates, n_outputs) <= EXACT_STATE_LIMIT
+        return _n_states(n_candidates, n_outputs, EXACT_STATE_LIMIT) <= EXACT_STATE_LIMIT
 
     def closed_form(self, n_outputs: int) -> bool:
         """Whether :meth:`expected_reward` is a closed form (no subset programme, no sampling)."""
         return self.kind != "noisy" or n_outputs == 1
+
+    def working_memory(self, n_candidates: int, n_outputs: int) -> int:
+        """Estimated bytes :meth:`expected_reward` needs at once for K candidates and L outputs.
+
+        Zero where it is a closed form. The exact subset programme keeps its lattice (cached, and
+        built from Python lists: about 80 bytes per entry) and float64 blocks over it; the
+        Monte-Carlo estimate handles at least one candidate set's ``MC_SAMPLES`` rankings at a
+        time (float32 Gumbel noise, float64 perturbed scores, int64 sort indices).
+        """
+        K, L = n_candidates, n_outputs
+        if self.closed_form(L):
+            return 0
+        if self.is_exact(K, L):
+            lattice = _n_states(K, L) * K  # at most EXACT_STATE_LIMIT * K entries
+            return 80 * lattice + 32 * max(_CHUNK_ELEMENTS, lattice)
+        return 24 * max(_CHUNK_ELEMENTS, MC_SAMPLES * K)
 
     # -- sampling ----------------------------------------------------------------------------
     def draw_noise(self, n_rows: int, n_candidates: int, rng: np.random.Generator) -> np.ndarray | None:
@@ -239,7 +258,7 @@ class LateStageRanker:
             if not self.is_exact(K, L):
                 raise ValueError(
                     f"exact marginals of the noisy LSR need sum_(i<L) C(K, i) <= {EXACT_STATE_LIMIT}, "
-                    f"got {_n_states(K, L)} at K={K}, L={L}"
+                    f"got more than that at K={K}, L={L}"
                 )
             sorted_marg = self._noisy_sorted(qs, np.ones(L), marginals=True)[1]
         out = np.empty_like(sorted_marg)

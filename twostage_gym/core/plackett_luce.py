@@ -20,6 +20,8 @@ import itertools
 
 import numpy as np
 
+from twostage_gym.core.checks import choice
+
 __all__ = [
     "ca_log_marginal",
     "ca_log_marginal_swr",
@@ -44,11 +46,9 @@ POSITION_WEIGHTS = ("sum", "dcg")
 
 def position_weights(kind: str, n_outputs: int) -> np.ndarray:
     """alpha_l for l = 1..L: ``"sum"`` gives 1, ``"dcg"`` gives 1 / log2(l + 1) (Sec. 2)."""
-    if kind == "sum":
+    if choice("position_weights", kind, POSITION_WEIGHTS) == "sum":
         return np.ones(n_outputs)
-    if kind == "dcg":
-        return 1.0 / np.log2(np.arange(2, n_outputs + 2))
-    raise ValueError(f"position_weights must be one of {POSITION_WEIGHTS}, got {kind!r}")
+    return 1.0 / np.log2(np.arange(2, n_outputs + 2))
 
 
 def expert_assignment(n_candidates: int, n_experts: int) -> np.ndarray:

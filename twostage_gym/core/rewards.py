@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from twostage_gym.core.checks import choice, number
+
 __all__ = ["NOISE_MODELS", "LinearReward", "unit_sphere"]
 
 NOISE_MODELS = ("gaussian", "bernoulli")
@@ -26,15 +28,13 @@ class LinearReward:
     """
 
     def __init__(self, theta: np.ndarray, noise: str = "gaussian", noise_std: float = 0.1) -> None:
-        if noise not in NOISE_MODELS:
-            raise ValueError(f"reward_noise must be one of {NOISE_MODELS}, got {noise!r}")
-        if not np.isfinite(noise_std) or noise_std < 0:
-            raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std}")
+        choice("reward_noise", noise, NOISE_MODELS)
+        noise_std = number("noise_std", noise_std, low=0.0)
         self.theta = np.asarray(theta, dtype=np.float64)
         # float32 copy: means are computed with the float32 context in one sgemv.
         self._theta32 = self.theta.astype(np.float32)
         self.noise = noise
-        self.noise_std = float(noise_std)
+        self.noise_std = noise_std
 
     def mean(self, context: np.ndarray) -> np.ndarray:
         """Expected reward of every item under ``context`` (..., |A|, d), as float64 (..., |A|)."""

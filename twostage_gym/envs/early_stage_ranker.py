@@ -14,6 +14,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from twostage_gym.core import round_summary
+from twostage_gym.core.checks import choice, index_dtype, optional_positive_int, positive_int
 from twostage_gym.core.late_stage import MC_SAMPLES
 from twostage_gym.core.plackett_luce import (
     candidate_noise,
@@ -125,8 +126,7 @@ class _WorldAPI(ABC):
         sets = np.asarray(candidate_sets)
         if sets.shape != (c.n_users, c.n_candidates):
             raise ValueError(f"candidate_sets must have shape ({c.n_users}, {c.n_candidates}), got {sets.shape}")
-        if sets.dtype.kind not in "iu":
-            raise ValueError(f"candidate_sets must be integers (item ids), got dtype {sets.dtype}")
+        index_dtype("candidate_sets", sets)
         if sets.min() < 0 or sets.max() >= c.n_items:
             raise ValueError(f"candidate_sets hold item ids outside the catalog (valid 0..{c.n_items - 1})")
         s = np.sort(sets, axis=1)
@@ -211,18 +211,25 @@ class EarlyStageRankerEnv(_WorldAPI, gym.Env):
 
     ## Arguments
 
-    - ``n_users`` (int, 1000), ``n_items`` (int, 1000): the numbers of users and items |A|.
-    - ``dim`` (int, 10): feature dimension d (= d_x = d_a = d_h).
-    - ``n_candidates`` (int, 10): K, at most ``n_items``.
-    - ``n_outputs`` (int, 1): L, at most K.
+    - ``n_users`` (int, 1000), ``n_items`` (int, 1000): the numbers of users and items |A|, >= 1.
+    - ``dim`` (int, 10): feature dimension d (= d_x = d_a = d_h), >= 1.
+    - ``n_candidates`` (int, 10): K, in [1, ``n_items``].
+    - ``n_outputs`` (int, 1): L, in [1, K].
     - ``position_weights`` (``"sum"`` or ``"dcg"``): alpha.
-    - ``lsr`` (``"optimal"``, ``"noisy"``, ``"uniform"`` or ``"anti-optimal"``), ``lsr_temperature`` (1.0).
+    - ``lsr`` (``"optimal"``, ``"noisy"``, ``"uniform"`` or ``"anti-optimal"``), ``lsr_temperature``
+      (float, 1.0): finite and > 0.
     - ``esr_temperature`` (float, 1.0): tau of the Plackett-Luce candidate sampling, in [1e-6, 1e6].
-    - ``n_experts`` (int, 1): M, at most K (logits mode only).
+    - ``n_experts`` (int, 1): M, in [1, K] (logits mode only).
     - ``action_type`` (``"logits"`` or ``"candidates"``).
-    - ``reward_scale`` (float, 3.0): s in q = softplus(s <., .>) + 1.
-    - ``world_seed`` (int or None): draw the world from this seed instead of the reset seed.
+    - ``reward_scale`` (float, 3.0): s in q = softplus(s <., .>) + 1, finite and > 0.
+    - ``world_seed`` (int >= 0 or None): draw the world from this seed instead of the reset seed.
     - ``render_mode`` (``"ansi"`` or None).
+
+    Integer arguments take Python or numpy integers (not bools, floats or strings), real ones
+    also floats (not bools or strings). Invalid values raise ``ValueError`` naming the argument
+    at ``gym.make``, and so do sizes whose arrays (user and item tables, the precomputed oracle
+    tables, the action space bounds, the noisy LSR's working arrays) are estimated above
+    ``twostage_gym.core.checks.MEMORY_LIMIT_BYTES`` (64 GiB); the message gives the estimate.
 
     Per step the env costs O(M |A|) in logits mode (one pass over the logits; q is computed
     for the K candidates only, O(K d)) and O(K d) in candidates mode, plus, for the noisy LSR
@@ -294,8 +301,7 @@ class EarlyStageRankerEnv(_WorldAPI, gym.Env):
         world_seed: int | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        choice("render_mode", render_mode, self.metadata["render_modes"], allow_none=True)
         self.config = EarlyStageRankerConfig(
             n_users, n_items, dim, n_candidates, n_outputs, position_weights, lsr,
             lsr_temperature, esr_temperature, n_experts, action_type, reward_scale, world_seed,
@@ -381,13 +387,22 @@ class EarlyStageRankerVectorEnv(_WorldAPI, VectorEnv):
     The training path: ``gym.make_vec("TwoStage/EarlyStageRanker-v0", 128,
     vectorization_mode="vector_entry_point", world_seed=seed)`` and ``step(actions)`` with
     float32 logits of shape (128, |A|) (or (128, M, |A|)).
+
+    Arguments: ``num_envs`` (a positive int, not a bool), ``max_episode_steps`` (a positive int,
+    1000 by default, or None for no truncation: the vector env truncates itself, as the
+    ``TimeLimit`` wrapper does in the sync env; note that ``gym.make_vec(..., "sync",
+    max_episode_steps=None)`` means the registered horizon instead), and the keyword arguments of
+    :class:`EarlyStageRankerEnv` (``render_mode`` excepted). Invalid values raise ``ValueError``
+    naming the argument, as do sizes whose arrays would exceed the memory limit; without
+    ``world_seed`` every sub-env may draw a world of its own, and the estimate counts them all.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int = 1, max_episode_steps: int = 1000, **kwargs: Any) -> None:
-        if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = 1000, **kwargs: Any) -> None:
+        self.num_envs = positive_int("num_envs", num_envs)
+        # The vector env truncates itself (no TimeLimit wrapper): None means never.
+        self.max_episode_steps = optional_positive_int("max_episode_steps", max_episode_steps)
         if kwargs.pop("render_mode", None) is not None:
             raise ValueError("EarlyStageRankerVectorEnv does not render; use gym.make for render_mode")
         defaults = dict(
@@ -399,8 +414,7 @@ class EarlyStageRankerVectorEnv(_WorldAPI, VectorEnv):
         if unknown:
             raise TypeError(f"unexpected keyword arguments {sorted(unknown)}")
         self.config = EarlyStageRankerConfig(**{**defaults, **kwargs})
-        self.num_envs = int(num_envs)
-        self.max_episode_steps = int(max_episode_steps)
+        self.config.check_memory(self.num_envs)
         self.single_action_space = self.config.action_space()
         self.single_observation_space = self.config.observation_space()
         self._action_space: spaces.Space | None = None
@@ -494,7 +508,7 @@ class EarlyStageRankerVectorEnv(_WorldAPI, VectorEnv):
             check = lambda x: check_logits(x, single)  # noqa: E731
         else:
             ok = False
-            if a.dtype.kind in "iu" and rows.size:
+            if a.dtype.kind in "iu" and np.can_cast(a.dtype, np.int64) and rows.size:
                 s = np.sort(rows, axis=1)
                 ok = s[:, 0].min() >= 0 and s[:, -1].max() < c.n_items and not (s[:, 1:] == s[:, :-1]).any()
             check = lambda x: check_candidates(x, c.n_items, c.n_candidates)  # noqa: E731
@@ -558,7 +572,10 @@ class EarlyStageRankerVectorEnv(_WorldAPI, VectorEnv):
         self._draw_users(np.arange(self.num_envs))
         self._steps[active] += 1
         self._steps[self._prev_done] = 0
-        truncated = self._steps >= self.max_episode_steps
+        if self.max_episode_steps is None:
+            truncated = np.zeros(self.num_envs, dtype=bool)
+        else:
+            truncated = self._steps >= self.max_episode_steps
         terminated = np.zeros(self.num_envs, dtype=bool)
         self._prev_done = truncated.copy()
         return self._observations(), rewards, terminated, truncated, info

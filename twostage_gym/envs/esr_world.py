@@ -13,8 +13,9 @@ import numpy as np
 from gymnasium import spaces
 
 from twostage_gym.core import plackett_luce
+from twostage_gym.core.checks import check_memory, choice, index_dtype, nonnegative_int, number, positive_int
 from twostage_gym.core.late_stage import LateStageRanker, sum_last
-from twostage_gym.core.plackett_luce import expert_assignment, greedy_candidates
+from twostage_gym.core.plackett_luce import POSITION_WEIGHTS, expert_assignment, greedy_candidates
 
 __all__ = [
     "ACTION_TYPES",
@@ -45,22 +46,6 @@ ORACLE_STREAM = 0x0EAC1E
 _CHUNK_ELEMENTS = 4_000_000
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _positive_float(name: str, value: Any, low: float = 0.0, high: float = np.inf) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(v) or not low < v <= high:
-        raise ValueError(f"{name} must be a finite number in ({low:g}, {high:g}], got {value!r}")
-    return v
-
-
 class EarlyStageRankerConfig:
     """Validated constructor arguments shared by the single and the vector env."""
 
@@ -80,36 +65,79 @@ class EarlyStageRankerConfig:
         reward_scale: float,
         world_seed: int | None,
     ) -> None:
-        self.n_users = _positive_int("n_users", n_users)
-        self.n_items = _positive_int("n_items", n_items)
-        self.dim = _positive_int("dim", dim)
-        self.n_candidates = _positive_int("n_candidates", n_candidates)
-        self.n_outputs = _positive_int("n_outputs", n_outputs)
-        self.n_experts = _positive_int("n_experts", n_experts)
+        self.n_users = positive_int("n_users", n_users)
+        self.n_items = positive_int("n_items", n_items)
+        self.dim = positive_int("dim", dim)
+        self.n_candidates = positive_int("n_candidates", n_candidates)
+        self.n_outputs = positive_int("n_outputs", n_outputs)
+        self.n_experts = positive_int("n_experts", n_experts)
         if self.n_candidates > self.n_items:
             raise ValueError(f"n_candidates (K={n_candidates}) must not exceed n_items (|A|={n_items})")
         if self.n_outputs > self.n_candidates:
             raise ValueError(f"n_outputs (L={n_outputs}) must not exceed n_candidates (K={n_candidates})")
         if self.n_experts > self.n_candidates:
             raise ValueError(f"n_experts (M={n_experts}) must not exceed n_candidates (K={n_candidates})")
-        if action_type not in ACTION_TYPES:
-            raise ValueError(f"action_type must be one of {ACTION_TYPES}, got {action_type!r}")
+        self.action_type = choice("action_type", action_type, ACTION_TYPES)
         if action_type == "candidates" and self.n_experts != 1:
             raise ValueError("n_experts applies to action_type='logits' only; the candidates action names the set")
-        self.action_type = action_type
-        self.position_weights = position_weights
-        self.alpha = plackett_luce.position_weights(position_weights, self.n_outputs)
+        self.position_weights = choice("position_weights", position_weights, POSITION_WEIGHTS)
         self.lsr = LateStageRanker(lsr, lsr_temperature)  # validates lsr and lsr_temperature
         # The range keeps logits / esr_temperature finite in float32 for every logit in the space.
-        self.esr_temperature = _positive_float("esr_temperature", esr_temperature, 1e-6, 1e6)
-        self.reward_scale = _positive_float("reward_scale", reward_scale)
-        if world_seed is not None and (
-            not isinstance(world_seed, (int, np.integer)) or isinstance(world_seed, bool) or world_seed < 0
-        ):
-            raise ValueError(f"world_seed must be None or a non-negative integer, got {world_seed!r}")
-        self.world_seed = None if world_seed is None else int(world_seed)
-        self.assignment = None if self.n_experts == 1 else expert_assignment(self.n_candidates, self.n_experts)
+        self.esr_temperature = number("esr_temperature", esr_temperature, 1e-6, 1e6)
+        self.reward_scale = number("reward_scale", reward_scale, low=0.0, low_open=True)
+        self.world_seed = None if world_seed is None else nonnegative_int("world_seed", world_seed)
         self.mc_exact = self.lsr.is_exact(self.n_candidates, self.n_outputs)
+        # Before anything of size n_users or n_items is allocated (the world, the action space).
+        self.check_memory()
+        self.alpha = plackett_luce.position_weights(position_weights, self.n_outputs)
+        self.assignment = None if self.n_experts == 1 else expert_assignment(self.n_candidates, self.n_experts)
+
+    def memory_parts(self, num_envs: int = 1) -> dict[str, int]:
+        """Estimated bytes of the largest arrays the env allocates, by what they hold.
+
+        Args:
+            num_envs: sub-envs of a vector env (1 for the single env). Without ``world_seed``
+                each sub-env seeded on its own draws its own world, so worlds count num_envs times.
+        """
+        U, A, d, K, L, M = self.n_users, self.n_items, self.dim, self.n_candidates, self.n_outputs, self.n_experts
+        worlds = 1 if self.world_seed is not None else num_envs
+        # Per feature entry: float32 features, the float64 projection and the float64 temporaries
+        # of drawing and projecting them (28 bytes at the peak).
+        parts = {
+            "user tables (features, projections, top-K and optimal sets, values)": worlds
+            * (28 * U * d + 24 * U * K + 24 * U),
+            "item tables (features, projections, noise levels)": worlds * (28 * A * d + 8 * A),
+            # One block of users x items of q (at least one user's row, at most all users) and
+            # its sorts, while the world's oracle tables are precomputed.
+            "oracle precompute block": 48 * min(U * A, max(_CHUNK_ELEMENTS, A)),
+            # Box bounds (float32 low and high, two bool masks) or MultiDiscrete's nvec.
+            "action space": 10 * M * A if self.action_type == "logits" else 16 * K,
+            # Per sub-env and step: the agent's logits, the sampling noise and the experts'
+            # weights (float32), the candidates' projections (K x d float64) and the recall sort.
+            "step working set": num_envs
+            * ((16 * M * A + 4 * A if self.action_type == "logits" else 0) + 8 * K * d + 32 * K),
+        }
+        if self.lsr.kind == "noisy" and L > 1:
+            parts["noisy-LSR expected reward"] = self.lsr.working_memory(K, L)
+        return parts
+
+    def check_memory(self, num_envs: int = 1) -> int:
+        """Refuse sizes whose arrays exceed :data:`twostage_gym.core.checks.MEMORY_LIMIT_BYTES`.
+
+        Raises:
+            ValueError: naming the size arguments and giving the estimate.
+        """
+        sizes = {"n_users": self.n_users, "n_items": self.n_items, "dim": self.dim, "n_candidates": self.n_candidates}
+        if self.lsr.kind == "noisy" and self.n_outputs > 1:
+            sizes["n_outputs"] = self.n_outputs
+        if self.n_experts > 1:
+            sizes["n_experts"] = self.n_experts
+        if num_envs > 1:
+            sizes["num_envs"] = num_envs
+        advice = "reduce these sizes"
+        if num_envs > 1 and self.world_seed is None:
+            advice += ", or pass world_seed so that the sub-envs share one world"
+        return check_memory(sizes, self.memory_parts(num_envs), advice)
 
     def action_space(self) -> spaces.Space:
         if self.action_type == "candidates":
@@ -240,8 +268,7 @@ def check_candidates(action: Any, n_items: int, n_candidates: int) -> np.ndarray
     a = np.asarray(action)
     if a.shape != (n_candidates,):
         raise ValueError(f"candidate set must have shape ({n_candidates},) = K item ids, got {a.shape}")
-    if a.dtype.kind not in "iu":
-        raise ValueError(f"candidate set must be integers (item ids), got dtype {a.dtype}")
+    index_dtype("candidate set", a)
     bad = (a < 0) | (a >= n_items)
     if bad.any():
         k = int(np.argmax(bad))
@@ -314,7 +341,11 @@ def play_round(
     shown = config.lsr.rank(q_cand, config.n_outputs, noise=lsr_noise)
     ranking = np.take_along_axis(candidates, shown, 1)
     position_rewards = np.take_along_axis(q_cand, shown, 1) + world.item_noise_std[ranking] * normals
-    hits = (candidates[:, :, None] == world.top_items[users][:, None, :]).any(-1).sum(-1)
+    # |candidates & top-K| per row: both sets hold K distinct items, so the count is the number of
+    # equal neighbours in their sorted union. O(K log K) memory and time, where a (B, K, K)
+    # comparison would need K^2 bytes per row (10 GB at K = 10^5).
+    both = np.sort(np.concatenate([candidates, world.top_items[users]], axis=1), axis=1)
+    hits = (both[:, 1:] == both[:, :-1]).sum(-1)
     return {
         "reward": sum_last(config.alpha * position_rewards),
         "q_cand": q_cand,

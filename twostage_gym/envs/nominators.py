@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,9 @@ from twostage_gym.core import (
     validate_feature_subsets,
     validate_pools,
 )
+from twostage_gym.core.checks import check_memory, choice, index_dtype, number, optional_positive_int, positive_int
 from twostage_gym.core.prop2 import PROP2_BANDIT_MEANS, PROP2_BANDIT_X
+from twostage_gym.core.rewards import NOISE_MODELS
 
 __all__ = ["NominatorsConfig", "NominatorsEnv", "NominatorsInstance", "NominatorsVectorEnv"]
 
@@ -50,8 +52,44 @@ class NominatorsInstance:
     feature_subsets: np.ndarray
 
 
+def memory_parts(
+    n_items: int,
+    dim: int,
+    n_nominators: int,
+    nominator_dim: int,
+    pool_width: int,
+    num_envs: int = 1,
+    batched_spaces: bool = False,
+) -> dict[str, int]:
+    """Estimated bytes of the largest arrays a Nominators env allocates, by what they hold.
+
+    Args:
+        n_items, dim, n_nominators, nominator_dim: |A|, d, N and s.
+        pool_width: P, the largest pool size (``pool_items`` is padded to (N, P)).
+        num_envs: sub-envs of a vector env (1 for the single env).
+        batched_spaces: whether a batched observation space is built too (the vector env).
+    """
+    cells = n_items * dim
+    # A float32 Box keeps low and high (4 bytes each) and two bool masks (bounded below/above).
+    box = 10 * cells
+    return {
+        "observation space": box * (1 + num_envs * batched_spaces),
+        # Per sub-env, the float32 context (the one returned and the next one drawn) and its
+        # float64 mean rewards.
+        "contexts": 2 * num_envs * (4 * cells + 8 * n_items),
+        # pool_items (N, P) int64, the permutation and the pools cut from it, and a few hundred
+        # bytes of Python objects per nominator (one array per pool).
+        "pools": num_envs * (8 * n_nominators * pool_width + 16 * n_items + 512 * n_nominators),
+        "feature subsets": num_envs * 8 * n_nominators * nominator_dim,
+    }
+
+
 class NominatorsConfig:
-    """Validated constructor arguments shared by the single, vector and multi-agent envs."""
+    """Validated constructor arguments shared by the single, vector and multi-agent envs.
+
+    Every check of the Arguments section of :class:`NominatorsEnv` is made here (with
+    :mod:`twostage_gym.core.checks`), before anything large is allocated.
+    """
 
     def __init__(
         self,
@@ -66,34 +104,73 @@ class NominatorsConfig:
         context_model: str,
         reward_noise: str,
     ) -> None:
-        for name, value in (("n_items", n_items), ("dim", dim), ("n_nominators", n_nominators)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if n_nominators > n_items:
+        self.n_items = positive_int("n_items", n_items)
+        self.dim = positive_int("dim", dim)
+        self.n_nominators = positive_int("n_nominators", n_nominators)
+        if self.n_nominators > self.n_items:
             raise ValueError(f"n_nominators (N={n_nominators}) must not exceed n_items (|A|={n_items})")
-        if context_model not in CONTEXT_MODELS:
-            raise ValueError(f"context_model must be one of {CONTEXT_MODELS}, got {context_model!r}")
-        if context_model == "prop2" and (n_items, dim) != (4, 4):
+        self.context_model = choice("context_model", context_model, CONTEXT_MODELS)
+        self.reward_noise = choice("reward_noise", reward_noise, NOISE_MODELS)
+        if context_model == "prop2" and (self.n_items, self.dim) != (4, 4):
             raise ValueError(f"context_model='prop2' needs n_items=4 and dim=4, got {n_items} and {dim}")
-        # LinearReward validates reward_noise and noise_std; build a throwaway one to fail at make time.
-        LinearReward(np.zeros(dim), reward_noise, noise_std)
-        self.n_items, self.dim, self.n_nominators = int(n_items), int(dim), int(n_nominators)
-        self.noise_std, self.context_model, self.reward_noise = float(noise_std), context_model, reward_noise
-        self.pools = None if pools is None else validate_pools(pools, n_items, n_nominators)
+        if reward_noise == "bernoulli" and context_model != "prop2":
+            # r ~ Bernoulli(f*) needs f* in [0, 1]. Under Gaussian contexts f* = <theta*, x_a> is
+            # N(0, 1) (theta* is a unit vector), outside [0, 1] for 66% of items and rounds; the
+            # draw would then be 0 or 1 with certainty and no longer average expected_reward.
+            raise ValueError(
+                "reward_noise='bernoulli' needs context_model='prop2': with Gaussian contexts the mean "
+                "rewards <theta*, x_a> ~ N(0, 1) leave [0, 1] about 66% of the time, so the Bernoulli "
+                "reward would not have mean info['expected_reward']"
+            )
+        self.noise_std = number("noise_std", noise_std, low=0.0)
         if feature_subsets is not None:
             if nominator_dim is not None or misspecification is not None:
                 raise ValueError("give feature_subsets or nominator_dim/misspecification, not both")
-            self.feature_subsets = validate_feature_subsets(feature_subsets, dim, n_nominators)
-            self.nominator_dim = self.feature_subsets.shape[1]
+            self.feature_subsets = validate_feature_subsets(feature_subsets, self.dim, self.n_nominators)
+            self.nominator_dim = int(self.feature_subsets.shape[1])
         else:
             self.feature_subsets = None
+            # The dim as given: with misspecification its numpy type (if any) sets the division's precision.
             self.nominator_dim = resolve_nominator_dim(dim, nominator_dim, misspecification)
-        if self.pools is not None:
+        # Sizes first, with the default split (explicit pools are checked against the catalog with
+        # arrays of |A| entries), then again with the explicit pools' padded width.
+        size, extra = divmod(self.n_items, self.n_nominators)
+        self.check_memory(size + (extra > 0))
+        if pools is not None:
+            self.pools = validate_pools(pools, self.n_items, self.n_nominators)
             self.pool_sizes = np.array([len(p) for p in self.pools], dtype=np.int64)
+            self.check_memory(int(self.pool_sizes.max()))
         else:
-            size, extra = divmod(self.n_items, self.n_nominators)
-            self.pool_sizes = np.array([size + (n < extra) for n in range(self.n_nominators)], dtype=np.int64)
+            self.pools = None
+            self.pool_sizes = size + (np.arange(self.n_nominators) < extra).astype(np.int64)
         self.contexts = Prop2Contexts() if context_model == "prop2" else GaussianContexts(self.n_items, self.dim)
+
+    def memory_parts(
+        self, pool_width: int | None = None, num_envs: int = 1, batched_spaces: bool = False
+    ) -> dict[str, int]:
+        """:func:`memory_parts` for this configuration (``pool_width`` defaults to the largest pool)."""
+        width = int(self.pool_sizes.max()) if pool_width is None else pool_width
+        return memory_parts(
+            self.n_items, self.dim, self.n_nominators, self.nominator_dim, width, num_envs, batched_spaces
+        )
+
+    def check_memory(
+        self,
+        pool_width: int | None = None,
+        num_envs: int = 1,
+        batched_spaces: bool = False,
+        extra: Mapping[str, int] | None = None,
+    ) -> int:
+        """Refuse sizes whose arrays (plus ``extra`` parts, in bytes) exceed the memory limit.
+
+        Raises:
+            ValueError: naming the size arguments and the estimate (:func:`twostage_gym.core.checks.check_memory`).
+        """
+        sizes = {"n_items": self.n_items, "dim": self.dim, "n_nominators": self.n_nominators}
+        if num_envs > 1:
+            sizes["num_envs"] = num_envs
+        parts = {**self.memory_parts(pool_width, num_envs, batched_spaces), **(extra or {})}
+        return check_memory(sizes, parts)
 
     def draw_instance(self, rng: np.random.Generator) -> NominatorsInstance:
         """Draw theta*, the pools and the feature subsets (those not given explicitly)."""
@@ -136,8 +213,7 @@ def check_action(action: Any, pool_sizes: np.ndarray) -> np.ndarray:
     n = pool_sizes.shape[0]
     if a.shape != (n + 1,):
         raise ValueError(f"action must have shape ({n + 1},) = N nominations + 1 ranker pick, got {a.shape}")
-    if a.dtype.kind not in "iu":
-        raise ValueError(f"action must be integers, got dtype {a.dtype}")
+    index_dtype("action", a)
     bad = (a[:n] < 0) | (a[:n] >= pool_sizes)
     if bad.any():
         k = int(np.argmax(bad))
@@ -207,15 +283,27 @@ class NominatorsEnv(gym.Env):
     - ``n_items`` (int, 100): catalog size |A|.
     - ``dim`` (int, 20): feature dimension d.
     - ``n_nominators`` (int, 5): N, at most ``n_items``.
-    - ``nominator_dim`` (int, None): s, the features each nominator sees; default d.
-    - ``misspecification`` (float, None): rho = d/s >= 1, giving s = floor(d/rho); exclusive with
-      ``nominator_dim``. (The paper's Table 2 lists the reciprocal, rho <= 1.)
-    - ``noise_std`` (float, 0.1): reward noise standard deviation.
-    - ``pools`` (list of N lists, None): explicit pools; non-empty, in range, covering all items.
-    - ``feature_subsets`` (list of N equal-length lists, None): explicit feature views.
-    - ``context_model`` (``"gaussian"`` or ``"prop2"``): how contexts are drawn.
-    - ``reward_noise`` (``"gaussian"`` or ``"bernoulli"``): how rewards are observed.
+    - ``nominator_dim`` (int, None): s, the features each nominator sees, in [1, d]; default d.
+    - ``misspecification`` (float, None): rho = d/s >= 1, giving s = floor(d/rho) >= 1; exclusive
+      with ``nominator_dim``. (The paper's Table 2 lists the reciprocal, rho <= 1.)
+    - ``noise_std`` (float, 0.1): reward noise standard deviation, finite and >= 0.
+    - ``pools`` (list of N lists of int item ids, None): explicit pools; non-empty, in range,
+      without repeats, covering all items (pools may overlap).
+    - ``feature_subsets`` (list of N equal-length lists of int feature indices, None): explicit
+      feature views, in [0, d), without repeats; exclusive with ``nominator_dim`` and
+      ``misspecification``.
+    - ``context_model`` (``"gaussian"`` or ``"prop2"``): how contexts are drawn; ``"prop2"``
+      needs ``n_items=4`` and ``dim=4``.
+    - ``reward_noise`` (``"gaussian"`` or ``"bernoulli"``): how rewards are observed;
+      ``"bernoulli"`` needs ``context_model="prop2"`` (Gaussian contexts give mean rewards
+      outside [0, 1]).
     - ``render_mode`` (``"ansi"`` or None).
+
+    Integer arguments take Python or numpy integers (not bools, floats or strings), real ones
+    also floats (not bools or strings). Invalid values raise ``ValueError`` naming the argument
+    at ``gym.make``, and so do sizes whose arrays (observation space bounds, contexts, pools)
+    are estimated above ``twostage_gym.core.checks.MEMORY_LIMIT_BYTES`` (64 GiB); the message
+    gives the estimate.
 
     ## Info keys
 
@@ -260,8 +348,7 @@ class NominatorsEnv(gym.Env):
         reward_noise: str = "gaussian",
         render_mode: str | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        choice("render_mode", render_mode, self.metadata["render_modes"], allow_none=True)
         self.config = NominatorsConfig(
             n_items, dim, n_nominators, nominator_dim, misspecification, noise_std,
             pools, feature_subsets, context_model, reward_noise,
@@ -341,19 +428,26 @@ class NominatorsVectorEnv(VectorEnv):
     Each sub-env keeps its own context and noise generators, as the sync env does, so the
     draws loop over sub-envs; everything else (nominations, candidate sets, regrets, info)
     is batched.
+
+    Arguments: ``num_envs`` (a positive int, not a bool), ``max_episode_steps`` (a positive int,
+    1000 by default, or None for no truncation: the vector env truncates itself, as the
+    ``TimeLimit`` wrapper does in the sync env; note that ``gym.make_vec(..., "sync",
+    max_episode_steps=None)`` means the registered horizon instead), and the keyword arguments of
+    :class:`NominatorsEnv` (``render_mode`` excepted). Invalid values raise ``ValueError`` naming
+    the argument, as do sizes whose arrays for all sub-envs would exceed the memory limit.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int = 1, max_episode_steps: int = 1000, **kwargs: Any) -> None:
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = 1000, **kwargs: Any) -> None:
+        self.num_envs = positive_int("num_envs", num_envs)
+        # The vector env truncates itself (no TimeLimit wrapper): None means never.
+        self.max_episode_steps = optional_positive_int("max_episode_steps", max_episode_steps)
         if kwargs.pop("render_mode", None) is not None:
             raise ValueError("NominatorsVectorEnv does not render; use gym.make for render_mode")
         self.single_env = NominatorsEnv(**kwargs)
         self.config = self.single_env.config
-        self.num_envs = int(num_envs)
-        self.max_episode_steps = int(max_episode_steps)
+        self.config.check_memory(num_envs=self.num_envs, batched_spaces=True)
         self.single_action_space = self.single_env.action_space
         self.single_observation_space = self.single_env.observation_space
         self.action_space = batch_space(self.single_action_space, self.num_envs)
@@ -428,7 +522,10 @@ class NominatorsVectorEnv(VectorEnv):
         obs = self._draw_contexts(np.arange(self.num_envs))
         self._steps[active] += 1
         self._steps[self._prev_done] = 0
-        truncated = self._steps >= self.max_episode_steps
+        if self.max_episode_steps is None:
+            truncated = np.zeros(self.num_envs, dtype=bool)
+        else:
+            truncated = self._steps >= self.max_episode_steps
         terminated = np.zeros(self.num_envs, dtype=bool)
         self._prev_done = truncated.copy()
         return obs, rewards, terminated, truncated, info

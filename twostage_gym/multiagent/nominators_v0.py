@@ -12,16 +12,18 @@ from gymnasium.utils import seeding
 
 try:
     from pettingzoo import AECEnv, ParallelEnv
-    from pettingzoo.utils.conversions import parallel_to_aec
+    from pettingzoo.utils.conversions import parallel_to_aec_wrapper
+    from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 except ImportError as err:  # the core install is numpy + gymnasium only
     raise ImportError(
         'twostage_gym.multiagent needs pettingzoo; install it with: pip install "twostage-gym[multiagent]"'
     ) from err
 
 from twostage_gym.core import round_summary, stage_regret
+from twostage_gym.core.checks import choice, positive_int
 from twostage_gym.envs.nominators import NominatorsConfig, NominatorsInstance, seed_streams
 
-__all__ = ["RANKERS", "REWARD_MODES", "NominatorsParallelEnv", "env", "parallel_env", "raw_env"]
+__all__ = ["RANKERS", "REWARD_MODES", "NominatorsAECEnv", "NominatorsParallelEnv", "env", "parallel_env", "raw_env"]
 
 RANKERS = ("agent", "oracle", "random")
 REWARD_MODES = ("shared", "own")
@@ -115,7 +117,13 @@ class NominatorsParallelEnv(ParallelEnv):
 
     Every action given (also one ignored in the current phase) must be an integer in its agent's
     space, and every agent acting in the phase must give one; otherwise ``step`` raises
-    ``ValueError`` naming the agent and the rule, before anything changes.
+    ``ValueError`` naming the agent and the rule, before anything changes. In the AEC form
+    (``env()``) each action is checked at the step that receives it: a refused action leaves the
+    same agent to act and nothing recorded.
+
+    Invalid constructor arguments raise ``ValueError`` naming the argument (the checks of
+    ``TwoStage/Nominators-v0``, including its memory limit, which here also counts every
+    nominator's view and observation space); ``max_cycles`` must be a positive int, not a bool.
 
     ## Version History
 
@@ -159,18 +167,20 @@ class NominatorsParallelEnv(ParallelEnv):
         max_cycles: int = 1000,
         render_mode: str | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        if ranker not in RANKERS:
-            raise ValueError(f"ranker must be one of {RANKERS}, got {ranker!r}")
-        if reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
-        if not isinstance(max_cycles, (int, np.integer)) or isinstance(max_cycles, bool) or max_cycles < 1:
-            raise ValueError(f"max_cycles must be a positive integer, got {max_cycles!r}")
+        choice("render_mode", render_mode, self.metadata["render_modes"], allow_none=True)
+        choice("ranker", ranker, RANKERS)
+        choice("reward_mode", reward_mode, REWARD_MODES)
+        max_cycles = positive_int("max_cycles", max_cycles)
         self.config = NominatorsConfig(
             n_items, dim, n_nominators, nominator_dim, misspecification, noise_std,
             pools, feature_subsets, context_model, reward_noise,
         )  # fmt: skip
+        # Beyond the single-agent env's arrays: every nominator's view of the context (N, P, s)
+        # float32, its observation space's bounds, and the Python objects of each agent.
+        view = self.config.n_nominators * int(self.config.pool_sizes.max()) * self.config.nominator_dim
+        self.config.check_memory(
+            extra={"nominator views": 4 * view, "per-agent spaces": 10 * view + 4096 * self.config.n_nominators}
+        )
         self.n_items, self.dim, self.n_nominators = self.config.n_items, self.config.dim, self.config.n_nominators
         self.nominator_dim = self.config.nominator_dim
         self.pool_sizes = self.config.pool_sizes
@@ -333,6 +343,31 @@ class NominatorsParallelEnv(ParallelEnv):
             obs[RANKER_AGENT] = {"context": context, "phase": phase}
         return obs
 
+    def check_agent_action(self, agent: str, action: Any) -> int | None:
+        """Check one agent's action by the rules of :meth:`step`, changing nothing.
+
+        The AEC form (:func:`env`) calls this at the step that receives each action, so a bad
+        action is refused there rather than when the last agent's step submits the round.
+
+        Returns:
+            The action as an int, or None for an action omitted (None) by an agent that does not
+            act in the current phase.
+
+        Raises:
+            ValueError: an unknown agent, an action that is not an integer in the agent's space,
+                or None from an agent that acts in the current phase.
+        """
+        if agent not in self._action_spaces:
+            raise ValueError(f"unknown agent {agent!r} in actions; agents are {self.agents}")
+        if action is not None:
+            return self._check_action(agent, action)
+        if agent in self._acting_agents():
+            raise ValueError(f"{agent}: missing action; it acts in phase {self._phase} of the round")
+        return None
+
+    def _acting_agents(self) -> list[str]:
+        return self.nominators if self._phase == 0 else [RANKER_AGENT]
+
     def _check_actions(self, actions: Mapping[str, Any]) -> dict[str, int]:
         """Validate every given action (nothing is changed here) and return them as ints."""
         if not isinstance(actions, Mapping):
@@ -343,17 +378,22 @@ class NominatorsParallelEnv(ParallelEnv):
                 raise ValueError(f"unknown agent {agent!r} in actions; agents are {self.agents}")
             if action is not None:
                 picks[agent] = self._check_action(agent, action)
-        acting = self.nominators if self._phase == 0 else [RANKER_AGENT]
-        for agent in acting:
+        for agent in self._acting_agents():
             if agent not in picks:
                 raise ValueError(f"{agent}: missing action; it acts in phase {self._phase} of the round")
         return picks
 
     def _check_action(self, agent: str, action: Any) -> int:
         value = action[()] if isinstance(action, np.ndarray) and action.shape == () else action
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        # As gymnasium's Discrete: an int, or a numpy integer (scalar or 0-d array) that int64
+        # holds (not uint64, not an object array that happens to hold an int).
+        if (
+            isinstance(value, (bool, np.bool_))
+            or not isinstance(value, (int, np.integer))
+            or (isinstance(action, (np.ndarray, np.generic)) and not np.can_cast(action.dtype, np.int64))
+        ):
             raise ValueError(
-                f"{agent}: an action must be an integer index (int or numpy integer), "
+                f"{agent}: an action must be an integer index (int or a numpy integer that int64 holds), "
                 f"got {type(action).__name__} {action!r}"
             )
         n = self._action_spaces[agent].n
@@ -378,6 +418,39 @@ class NominatorsParallelEnv(ParallelEnv):
         """Nothing to release."""
 
 
+class NominatorsAECEnv(OrderEnforcingWrapper):
+    """The AEC form of :class:`NominatorsParallelEnv`: ``parallel_to_aec``, checking each action on arrival.
+
+    ``parallel_to_aec`` records each agent's action and passes the cycle's actions to the
+    parallel env at the last agent's step. Unchecked, a bad action of ``nominator_0`` would be
+    recorded, the *last* agent's valid step would raise, and the env would stay stuck until
+    ``reset``. Here the step that receives an action checks it first, with the parallel env's
+    per-agent rule (:meth:`NominatorsParallelEnv.check_agent_action`); a refused action raises
+    ``ValueError`` and changes nothing: the same agent is still to act and nothing is recorded.
+    An agent that is done (truncated) must step with None, as in every AEC env; anything else
+    raises ``ValueError`` too. Everything else is ``parallel_to_aec``'s (the structure
+    ``OrderEnforcingWrapper(parallel_to_aec_wrapper(parallel_env))`` is the same).
+    """
+
+    def __init__(self, parallel: NominatorsParallelEnv) -> None:
+        super().__init__(parallel_to_aec_wrapper(parallel))
+        self._parallel = parallel
+
+    def step(self, action: Any) -> None:
+        if self._has_reset and self.agents:
+            agent = self.agent_selection
+            if self.terminations[agent] or self.truncations[agent]:
+                if action is not None:
+                    raise ValueError(f"{agent} is done (truncated): its step takes action None, got {action!r}")
+            else:
+                self._parallel.check_agent_action(agent, action)
+        super().step(action)
+
+    def __str__(self) -> str:
+        # What parallel_to_aec's result prints: the env's name.
+        return str(self.env)
+
+
 raw_env = NominatorsParallelEnv
 
 
@@ -387,5 +460,8 @@ def parallel_env(**kwargs: Any) -> NominatorsParallelEnv:
 
 
 def env(**kwargs: Any) -> AECEnv:
-    """The AEC form (agents act in turn, ``nominator_0`` first), via ``parallel_to_aec``."""
-    return parallel_to_aec(parallel_env(**kwargs))
+    """The AEC form (agents act in turn, ``nominator_0`` first): :class:`NominatorsAECEnv`.
+
+    Each action is checked at the step that receives it (see :class:`NominatorsAECEnv`).
+    """
+    return NominatorsAECEnv(parallel_env(**kwargs))
