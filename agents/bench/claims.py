@@ -96,9 +96,10 @@ class Claim:
         out: str | Path | None = None,
         progress: bool = True,
         run_missing: bool = True,
+        save_every: int | None = None,
     ) -> dict[str, Any]:
         """Run the claim; see :func:`run_claim`."""
-        return run_claim(self, steps, seeds, workers, out, progress, run_missing)
+        return run_claim(self, steps, seeds, workers, out, progress, run_missing, save_every)
 
     def render(self, result: dict[str, Any]) -> str:
         """The result as text; see :func:`render_claim`."""
@@ -107,7 +108,7 @@ class Claim:
 
 CLAIMS: dict[str, Any] = {}
 """Registered claims by name: objects with ``name``, ``title``, ``source``, ``run(steps, seeds, workers,
-out, progress, run_missing) -> result`` (a JSON-serialisable dict whose ``reproduced`` is a
+out, progress, run_missing, save_every) -> result`` (a JSON-serialisable dict whose ``reproduced`` is a
 :func:`verdict`) and ``render(result)``."""
 
 
@@ -146,12 +147,15 @@ def collect_records(
     out: str | Path | None,
     progress: bool,
     run_missing: bool = True,
+    save_every: int | None = None,
 ) -> dict[tuple[str, str, int, str], dict[str, Any]]:
     """Run every (config, seed) job (resuming from ``out`` if given) and return the records by key.
 
     Args:
         run_missing: False runs nothing and returns the records ``out`` already holds (a report on a
             run in progress); the jobs not run yet have no key in the result.
+        save_every: batched learners' jobs save their state every ``save_every`` steps into ``out``
+            (see :func:`agents.bench.run.run_into`); needs ``out``.
 
     Raises:
         RuntimeError: if any job failed (the others' records are kept in ``out``).
@@ -161,6 +165,8 @@ def collect_records(
     jobs = [Job(config, seed) for config in configs for seed in seeds]
     if out is None and not run_missing:
         raise ValueError("a report of records already run (run_missing=False) needs a results directory: out")
+    if out is None and save_every is not None:
+        raise ValueError("saving the jobs' state (save_every) needs a results directory: out")
     records: dict[tuple[str, str, int, str], dict[str, Any]] = {}
     errors: list[str] = []
     if out is None:
@@ -169,7 +175,7 @@ def collect_records(
         errors = [f"{job.config.label()} on {job.config.env_id} seed {job.seed}: {error}" for job, error in failed]
     else:
         if run_missing:
-            summary = run_into(out, jobs, workers, progress)
+            summary = run_into(out, jobs, workers, progress, save_every)
             errors = [f"{f['agent']} on {f['env_id']} seed {f['seed']}: {f['error']}" for f in summary["failed"]]
         wanted = {job.key for job in jobs}
         records = {record_key(r): r for r in read_records(out, warn=False) if record_key(r) in wanted}
@@ -186,6 +192,7 @@ def run_claim(
     out: str | Path | None = None,
     progress: bool = True,
     run_missing: bool = True,
+    save_every: int | None = None,
 ) -> dict[str, Any]:
     """Run every cell of ``claim`` and judge it against the paper.
 
@@ -198,6 +205,7 @@ def run_claim(
         progress: show a progress bar on stderr.
         run_missing: False runs nothing and judges the records ``out`` already holds: a cell is
             judged on the seeds it has, and a cell with none is pending.
+        save_every: batched learners' jobs save their state every ``save_every`` steps into ``out``.
 
     Returns:
         JSON-serialisable: ``claim``, ``title``, ``source``, ``steps``, ``seeds``, ``reproduced``
@@ -208,7 +216,7 @@ def run_claim(
     steps = claim.steps if steps is None else steps
     seeds = list(claim.seeds) if seeds is None else seeds
     configs = [_with_steps(cell.config, steps) for cell in claim.cells]
-    records = collect_records(claim.name, configs, seeds, workers, out, progress, run_missing)
+    records = collect_records(claim.name, configs, seeds, workers, out, progress, run_missing, save_every)
     cells = []
     for cell, config in zip(claim.cells, configs, strict=True):
         keys = [Job(config, seed).key for seed in seeds]

@@ -102,6 +102,13 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="worker processes (default: os.cpu_count(); 1 runs in-process)",
     )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        metavar="N",
+        help="batched learners (e.g. the ESR policy gradients) save their state every N steps in DIR/states; "
+        "after a kill the same command resumes each job from its last state, with the same record",
+    )
     parser.add_argument("--no-leaderboard", action="store_true", help="do not write DIR/leaderboard.md afterwards")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_json(parser)
@@ -139,7 +146,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.no_leaderboard and board_file.is_dir():  # found now, not after every job has run
         raise BenchError(f"cannot write the leaderboard to {board_file}: it is a directory (or use --no-leaderboard)")
     try:
-        summary = run_into(out, jobs, args.workers, progress=not args.no_progress)
+        summary = run_into(out, jobs, args.workers, progress=not args.no_progress, save_every=args.checkpoint_every)
     except KeyboardInterrupt:
         saved = len(read_records(out, warn=False))
         print(
@@ -284,6 +291,13 @@ def _configure_reproduce(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run nothing: judge the records already in --out DIR (cells not run yet show as pending)",
     )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        metavar="N",
+        help="batched learners (e.g. the ESR policy gradients) save their state every N steps in --out DIR/states; "
+        "after a kill the same command resumes each job from its last state, with the same record",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 unless every cell agrees with the paper")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_json(parser)
@@ -298,11 +312,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         raise BenchError(f"unknown claim {args.claim!r}; registered: {', '.join(CLAIMS)}")
     if args.report and args.out is None:
         raise BenchError("--report judges the records of a results directory: give --out DIR")
+    if args.checkpoint_every is not None and (args.out is None or args.report):
+        raise BenchError("--checkpoint-every saves the runs' state in a results directory: give --out DIR")
     claim = CLAIMS[args.claim]
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     workers = args.workers or os.cpu_count() or 1
     try:
-        result = claim.run(args.steps, seeds, workers, args.out, not args.no_progress, not args.report)
+        result = claim.run(
+            args.steps, seeds, workers, args.out, not args.no_progress, not args.report, args.checkpoint_every
+        )
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -89,8 +89,12 @@ class PolicyValueTable:
         out: str | Path | None = None,
         progress: bool = True,
         run_missing: bool = True,
+        save_every: int | None = None,
     ) -> dict[str, Any]:
         """Run every cell (resuming from ``out``) and collect the values at T/10 and T.
+
+        With ``save_every`` each run saves its state into ``out`` every ``save_every`` gradient
+        steps, and a rerun resumes a killed run from there (``reproduce --checkpoint-every``).
 
         With ``run_missing=False`` nothing runs: the table is made of the records ``out`` already
         holds (a report on a run in progress). A cell is then averaged over the seeds it has
@@ -100,7 +104,9 @@ class PolicyValueTable:
         steps = self.steps if steps is None else steps
         seeds = list(self.seeds) if seeds is None else seeds
         configs = self.configs(steps)
-        records = collect_records(self.name, list(configs.values()), seeds, workers, out, progress, run_missing)
+        records = collect_records(
+            self.name, list(configs.values()), seeds, workers, out, progress, run_missing, save_every
+        )
         early = max(1, steps // 10)
         cells = []
         for (method, column), config in configs.items():

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import agents
@@ -32,8 +33,9 @@ from agents.bench.records import (
     repair_tail,
     results_lock,
 )
+from agents.common.batched import BatchedAgent
 
-__all__ = ["Job", "distinct", "execute", "run_into", "run_job"]
+__all__ = ["STATES_DIR", "Job", "StateSaving", "distinct", "execute", "run_into", "run_job"]
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,39 @@ class Job:
         return (self.config.env_id, self.config.agent, self.seed, self.config.config_hash)
 
 
-def run_job(job: Job) -> dict[str, Any]:
-    """Build the env and agent of ``job``, run ``agents.evaluate`` and return the record."""
+@dataclass(frozen=True)
+class StateSaving:
+    """Where and how often the jobs of batched learners save their state (``run --checkpoint-every``).
+
+    A job's state file is named after its config hash and seed, so a rerun of the same command
+    finds it and resumes the job there; the driver deletes it once the job's record is written.
+    Per-round learners do not save their state: their jobs are short, and a rerun repeats them.
+    """
+
+    directory: str
+    every: int
+
+    def file(self, config_hash: str, seed: int) -> Path:
+        """The state file of the job with ``config_hash`` and ``seed``."""
+        return Path(self.directory) / f"{config_hash[:16]}-seed{seed}.pt"
+
+
+STATES_DIR = "states"
+"""The folder of the results directory that holds the state files of jobs in progress."""
+
+
+def run_job(job: Job, states: StateSaving | None = None) -> dict[str, Any]:
+    """Build the env and agent of ``job``, run ``agents.evaluate`` and return the record.
+
+    With ``states``, a batched learner's job saves its state every ``states.every`` steps and
+    resumes from a state file that an earlier, killed run left.
+    """
     env, agent = job.config.make()
+    saving: dict[str, Any] = {}
+    if states is not None and isinstance(agent, BatchedAgent):
+        saving = {"state_file": states.file(job.config.config_hash, job.seed), "save_every": states.every}
     try:
-        result = agents.evaluate(agent, env, job.config.steps, seed=job.seed)
+        result = agents.evaluate(agent, env, job.config.steps, seed=job.seed, **saving)
     finally:
         env.close()
     return {
@@ -177,8 +207,11 @@ def execute(
     on_record: Callable[[dict[str, Any]], None],
     progress: bool = True,
     desc: str = "twostage-bench",
+    states: StateSaving | None = None,
 ) -> list[tuple[Job, str]]:
     """Run ``jobs`` and hand each record to ``on_record`` (in this process) as soon as it is done.
+
+    With ``states``, the jobs of batched learners save and resume their state (see :class:`StateSaving`).
 
     Jobs with the same record key run once. They run longest first (by ``steps``) to balance the
     workers. With ``workers == 1`` they run in this process; otherwise on a ``ProcessPoolExecutor``
@@ -195,7 +228,7 @@ def execute(
         if workers <= 1 or len(ordered) <= 1:
             for job in ordered:
                 try:
-                    record = run_job(job)
+                    record = run_job(job, states)
                 except Exception as err:  # one bad job must not lose the others' records
                     failures.append((job, f"{type(err).__name__}: {err}"))
                 else:
@@ -210,7 +243,7 @@ def execute(
             initargs=(os.getpid(), context.get_start_method()),
         )
         try:
-            pending: dict[Future, Job] = {executor.submit(run_job, job): job for job in ordered}
+            pending: dict[Future, Job] = {executor.submit(run_job, job, states): job for job in ordered}
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
@@ -239,6 +272,7 @@ def run_into(
     jobs: Sequence[Job],
     workers: int | None = None,
     progress: bool = True,
+    save_every: int | None = None,
 ) -> dict[str, Any]:
     """Run the ``jobs`` whose records ``out_dir`` does not hold yet, appending each to ``records.jsonl``.
 
@@ -252,6 +286,9 @@ def run_into(
         jobs: the (config, seed) pairs to have records for.
         workers: processes; default ``os.cpu_count()``.
         progress: show a progress bar on stderr.
+        save_every: the jobs of batched learners save their state in ``out_dir/states`` every
+            ``save_every`` steps, and a rerun resumes each from its last state instead of step 0
+            (:class:`StateSaving`); None saves nothing.
 
     Returns:
         A JSON-serialisable summary: ``out``, ``records_file``, ``jobs`` (distinct), ``skipped``,
@@ -276,6 +313,8 @@ def run_into(
         unique = distinct(jobs)
         todo = [job for job in unique if job.key not in done]
 
+        states = None if save_every is None else StateSaving(str(out / STATES_DIR), int(save_every))
+
         def write(record: dict[str, Any]) -> None:
             try:
                 append_record(file, record)
@@ -284,9 +323,11 @@ def run_into(
                     f"cannot append to the records file {file}: {err.strerror or err}; "
                     f"the records written so far are kept, and the same command resumes"
                 ) from None
+            if states is not None:  # the record is kept: its job's state is no longer needed
+                states.file(record["config_hash"], record["seed"]).unlink(missing_ok=True)
 
         start = time.perf_counter()
-        failures = execute(todo, workers or os.cpu_count() or 1, write, progress)
+        failures = execute(todo, workers or os.cpu_count() or 1, write, progress, states=states)
     return {
         "out": str(out),
         "records_file": str(file),

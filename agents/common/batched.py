@@ -42,6 +42,18 @@ class BatchedAgent(Agent):
     def update(self, observation: np.ndarray, action: np.ndarray, reward: np.ndarray, info: Any) -> None:
         """Learn from one batch: observations, actions, rewards ``(B,)`` and the public vector info."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the learner has learned and where its training stands, for a checkpoint.
+
+        Tensors and plain Python values only, so that ``torch.load(..., weights_only=True)`` reads
+        them back. ``evaluate``'s ``state_file`` needs it; a learner without it cannot checkpoint.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot save its state")
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from what :meth:`state_dict` returned (after ``reset``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot load a state")
+
     def greedy_policy(self) -> np.ndarray | None:
         """The deterministic policy ``env.unwrapped.policy_value`` scores, or ``None`` if the family has none."""
         return None

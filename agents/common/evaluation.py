@@ -8,7 +8,9 @@ adds :data:`BATCHED_RECORD_KEYS`.
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -16,7 +18,9 @@ import numpy as np
 
 from agents.common.base import Agent
 from agents.common.batched import BatchedAgent
+from agents.common.run_state import read_run_state, write_run_state
 from twostage_gym.core import log_checkpoints, public_info
+from twostage_gym.core.checks import integer
 
 __all__ = ["BATCHED_RECORD_KEYS", "RECORD_KEYS", "evaluate"]
 
@@ -46,6 +50,8 @@ def evaluate(
     seed: int | None = None,
     num_checkpoints: int = 20,
     progress: bool = False,
+    state_file: str | os.PathLike[str] | None = None,
+    save_every: int | None = None,
 ) -> dict[str, Any]:
     """Run ``agent`` on ``env`` for ``steps`` rounds and return one metrics record.
 
@@ -60,17 +66,34 @@ def evaluate(
         seed: seeds the env's instance and context stream and the agent.
         num_checkpoints: how many log-spaced points the regret curve holds.
         progress: print a line at each checkpoint.
+        state_file: for a batched learner, a file where the run saves its state (the learner's,
+            the vector env's, the totals so far) every ``save_every`` steps. A run that finds the
+            file resumes from it and ends with the record an uninterrupted run gives, wall time
+            aside (the learner must support ``state_dict``; torch writes the file). The file is
+            left in place; delete it once the record is kept.
+        save_every: steps between two saves of the state (with ``state_file``).
 
     A :class:`~agents.common.batched.BatchedAgent` is run by :func:`evaluate_batched` instead: each step
     is then one batch of users and one update.
 
     Returns:
         A dict with :data:`RECORD_KEYS`, JSON-serialisable.
+
+    Raises:
+        ValueError: invalid ``steps``, ``state_file`` / ``save_every`` (not given together, or for
+            a per-round learner), or a state file of another run.
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    integer("steps", steps, low=1)
+    if (state_file is None) != (save_every is None):
+        raise ValueError("state_file and save_every go together: give both, or neither")
+    if save_every is not None:
+        integer("save_every", save_every, low=1)
     if isinstance(agent, BatchedAgent):
-        return evaluate_batched(agent, env, steps, seed, num_checkpoints, progress)
+        return evaluate_batched(agent, env, steps, seed, num_checkpoints, progress, state_file, save_every)
+    if state_file is not None:
+        raise ValueError(
+            f"state_file: only batched learners save their state; {agent.name!r} runs round by round (rerun it)"
+        )
     checkpoints = log_checkpoints(int(steps), num_checkpoints)
     totals = np.zeros(4)  # reward, regret, nominator regret, ranker regret
     curve: dict[str, list] = {"steps": [], "regret": [], "nominator_regret": [], "ranker_regret": []}
@@ -104,6 +127,8 @@ def evaluate_batched(
     seed: int | None = None,
     num_checkpoints: int = 20,
     progress: bool = False,
+    state_file: str | os.PathLike[str] | None = None,
+    save_every: int | None = None,
 ) -> dict[str, Any]:
     """Run a batched learner for ``steps`` batches of ``agent.batch_size`` users.
 
@@ -114,6 +139,9 @@ def evaluate_batched(
     checkpoint. The run ends early when the agent stops (``agent.stopped``, e.g. on a gradient
     overflow); the curve then ends at the last checkpoint reached and ``policy_value`` is the
     value at the interruption, as in Kiyohara et al. (2026), Table 2.
+
+    With ``state_file`` the run saves its state every ``save_every`` steps and, if the file
+    exists, resumes from it (see :func:`evaluate`).
 
     Returns:
         A dict with :data:`RECORD_KEYS` and :data:`BATCHED_RECORD_KEYS`, JSON-serialisable.
@@ -151,8 +179,32 @@ def evaluate_batched(
     agent.reset(seed)
     users = 0
     next_checkpoint = 0
+    first = 1
+    # What makes a run this run: a state file of another one is refused, not continued.
+    run = {
+        "env_id": env.spec.id,
+        "env_kwargs": repr(sorted(kwargs.items())),
+        "agent": agent.name,
+        "seed": int(seed),
+        "steps": int(steps),
+        "batch_size": int(agent.batch_size),
+        "num_checkpoints": int(num_checkpoints),
+    }
+    if state_file is not None:
+        if not hasattr(vec_env, "get_state"):
+            raise ValueError(f"state_file: the vector env of {env.spec.id} cannot save its state")
+        if Path(state_file).exists():
+            state = read_run_state(state_file, run)
+            agent.load_state_dict(state["agent"])
+            obs = vec_env.set_state(state["env"])
+            totals = np.array(state["totals"], dtype=np.float64)
+            curve, users, next_checkpoint = state["curve"], state["users"], state["next_checkpoint"]
+            first = state["t"] + 1
+            start -= state["elapsed_s"]
+            if progress:
+                print(f"[{agent.name}] resuming at step {first}/{steps} from {state_file}", flush=True)
     try:
-        for t in range(1, int(steps) + 1):
+        for t in range(first, int(steps) + 1):
             action = agent.act(obs)
             next_obs, reward, terminated, truncated, info = vec_env.step(action)
             agent.update(obs, action, reward, public_info(info))
@@ -184,6 +236,19 @@ def evaluate_batched(
                         f"policy value {curve['policy_value'][-1]}",
                         flush=True,
                     )
+            if state_file is not None and t % save_every == 0 and t < steps:
+                state = {
+                    "run": run,
+                    "t": t,
+                    "totals": totals.tolist(),
+                    "curve": curve,
+                    "users": users,
+                    "next_checkpoint": next_checkpoint,
+                    "elapsed_s": time.perf_counter() - start,
+                    "agent": agent.state_dict(),
+                    "env": vec_env.get_state(),
+                }
+                write_run_state(state_file, state)
     finally:
         vec_env.close()
     final_value = curve["policy_value"][-1] if curve["steps"] and curve["steps"][-1] == t else policy_value()

@@ -439,29 +439,29 @@ class ESRPolicyGradient(BatchedAgent):
     def greedy_policy(self) -> np.ndarray:
         return self.greedy_candidate_sets()
 
-    def save(self, path: str | Path) -> None:
-        """Write the model, the optimiser state and the training counters to ``path``."""
+    def state_dict(self) -> dict[str, Any]:
+        """The model, the optimiser state and the training counters (tensors and Python values)."""
         self._require_model()
-        torch.save(
-            {
-                "method": self.method,
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "steps": self.steps,
-                "overflow_step": self.overflow_step,
-                "lsr_propensity": self.lsr_propensity,
-                "probing": self._probing,
-                "probe_counts": self._probe_counts.tolist(),
-                "probe_n": self._probe_n,
-            },
-            path,
-        )
+        return {
+            "method": self.method,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "steps": self.steps,
+            "overflow_step": self.overflow_step,
+            "lsr_propensity": self.lsr_propensity,
+            "probing": self._probing,
+            "probe_counts": self._probe_counts.tolist(),
+            "probe_n": self._probe_n,
+        }
 
-    def load(self, path: str | Path) -> None:
-        """Restore what :meth:`save` wrote (``torch.load(..., weights_only=True)``)."""
-        state = torch.load(path, map_location=self.device, weights_only=True)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from what :meth:`state_dict` returned.
+
+        Raises:
+            ValueError: the state is another method's.
+        """
         if state["method"] != self.method:
-            raise ValueError(f"{path} holds a {state['method']!r} learner, not {self.method!r}")
+            raise ValueError(f"the state is of a {state['method']!r} learner, not {self.method!r}")
         if self.model is None:
             self.reset()
         self.model.load_state_dict(state["model"])
@@ -473,3 +473,20 @@ class ESRPolicyGradient(BatchedAgent):
         self._probing = bool(state["probing"])
         self._probe_counts = np.asarray(state["probe_counts"], dtype=np.float64)
         self._probe_n = int(state["probe_n"])
+        self._graph = self._probe_rows = None
+
+    def save(self, path: str | Path) -> None:
+        """Write :meth:`state_dict` to ``path``."""
+        torch.save(self.state_dict(), path)
+
+    def load(self, path: str | Path) -> None:
+        """Restore what :meth:`save` wrote (``torch.load(..., weights_only=True)``).
+
+        Raises:
+            ValueError: the file holds another method's learner.
+        """
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        try:
+            self.load_state_dict(state)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None

@@ -165,7 +165,7 @@ def test_a_locked_directory_is_refused_before_any_job(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[bench_run.Job] = []
-    monkeypatch.setattr(bench_run, "run_job", lambda job: calls.append(job) or {})
+    monkeypatch.setattr(bench_run, "run_job", lambda job, states=None: calls.append(job) or {})
     out = tmp_path / "out"
     out.mkdir()
     # Another writer: flock conflicts between open files even within one process.
@@ -193,7 +193,7 @@ def test_the_lock_is_held_during_the_run_and_released_after(tmp_path: Path, monk
     original = bench_run.run_job
     seen: list[bool] = []
 
-    def probing(job: bench_run.Job) -> dict:
+    def probing(job: bench_run.Job, states: bench_run.StateSaving | None = None) -> dict:
         with open(out / LOCK_FILE) as other:
             try:
                 fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -202,7 +202,7 @@ def test_the_lock_is_held_during_the_run_and_released_after(tmp_path: Path, monk
             else:
                 seen.append(False)
         assert (out / LOCK_FILE).read_text() == f"{os.getpid()}\n"
-        return original(job)
+        return original(job, states)
 
     monkeypatch.setattr(bench_run, "run_job", probing)
     assert main(_argv(out, "0", 5, workers=1)) == 0
@@ -219,10 +219,10 @@ def test_jobs_with_one_record_key_run_once(tmp_path: Path, monkeypatch: pytest.M
     original = bench_run.run_job
     lock = threading.Lock()
 
-    def counting(job: bench_run.Job) -> dict:
+    def counting(job: bench_run.Job, states: bench_run.StateSaving | None = None) -> dict:
         with lock:
             calls.append(job.seed)
-        return original(job)
+        return original(job, states)
 
     monkeypatch.setattr(bench_run, "run_job", counting)
     config = RunConfig(ENV, "random", 5)
@@ -261,3 +261,33 @@ def test_the_fallback_watcher_exits_an_orphaned_worker(reaped: list) -> None:
     finally:
         if _stat(watcher) is not None:
             os.kill(watcher, signal.SIGKILL)
+
+
+def test_checkpoints_let_a_killed_batched_run_resume_to_the_same_record(tmp_path: Path, reaped: list) -> None:
+    """``run --checkpoint-every``: SIGKILL after a save, rerun: the job resumes from its state file
+    and its record equals an uninterrupted run's (wall time aside); the state file is then removed."""
+    pytest.importorskip("torch")
+    env_kwargs = json.dumps({"n_users": 30, "n_items": 60, "n_candidates": 5})
+    argv = [
+        "run", "--env", "TwoStage/EarlyStageRanker-v0", "--agent", "ca-pg", "--env-kwargs", env_kwargs,
+        "--agent-kwargs", '{"batch_size": 32}', "--seeds", "0", "--steps", "1500", "--workers", "1",
+        "--no-progress", "--no-leaderboard",
+    ]  # fmt: skip
+    out = tmp_path / "out"
+    driver = _start([*argv, "--out", str(out), "--checkpoint-every", "100"], tmp_path / "driver")
+    reaped.append(driver)
+    states = out / bench_run.STATES_DIR
+    _wait_for(lambda: states.exists() and any(states.glob("*.pt")), 120, "the first saved state")
+    assert driver.poll() is None, "the run ended before it could be killed; make it longer"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert not (out / RECORDS_FILE).exists() or not _record_lines(out)
+
+    resumed = _start([*argv, "--out", str(out), "--checkpoint-every", "100"], tmp_path / "resumed")
+    reaped.append(resumed)
+    assert resumed.wait(timeout=300) == 0, (tmp_path / "resumed.err").read_text()
+    assert not any(states.glob("*.pt"))  # the record is kept: the state is gone
+    assert main([*argv, "--out", str(tmp_path / "reference")]) == 0  # uninterrupted, no states
+    (record,), (reference,) = _record_lines(out), _record_lines(tmp_path / "reference")
+    record.pop("wall_time_s"), reference.pop("wall_time_s")
+    assert record == reference

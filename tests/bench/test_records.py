@@ -55,7 +55,7 @@ def test_a_bad_line_is_skipped_by_run_and_leaderboard(
 
     calls: list[int] = []
     original = bench_run.run_job
-    monkeypatch.setattr(bench_run, "run_job", lambda job: calls.append(job.seed) or original(job))
+    monkeypatch.setattr(bench_run, "run_job", lambda job, states=None: calls.append(job.seed) or original(job, states))
     assert main(["run", *ARGV, "--out", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert err.count(warning) == 1 and "Traceback" not in err  # warned once, though read twice

@@ -48,9 +48,9 @@ def _count_jobs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     calls: list[tuple[str, int]] = []
     original = bench_run.run_job
 
-    def counting(job: bench_run.Job) -> dict:
+    def counting(job: bench_run.Job, states: bench_run.StateSaving | None = None) -> dict:
         calls.append((job.config.agent, job.seed))
-        return original(job)
+        return original(job, states)
 
     monkeypatch.setattr(bench_run, "run_job", counting)
     return calls
@@ -104,11 +104,11 @@ def test_interrupted_run_keeps_finished_records_and_resumes(tmp_path: Path, monk
     original = bench_run.run_job
     calls: list[int] = []
 
-    def interrupted(job: bench_run.Job) -> dict:
+    def interrupted(job: bench_run.Job, states: bench_run.StateSaving | None = None) -> dict:
         calls.append(job.seed)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return original(job)
+        return original(job, states)
 
     monkeypatch.setattr(bench_run, "run_job", interrupted)
     assert _run(tmp_path) == 130
@@ -216,10 +216,10 @@ def test_failed_job_does_not_lose_the_others(
 ) -> None:
     original = bench_run.run_job
 
-    def flaky(job: bench_run.Job) -> dict:
+    def flaky(job: bench_run.Job, states: bench_run.StateSaving | None = None) -> dict:
         if job.seed == 1 and job.config.agent == "random":
             raise FloatingPointError("boom")
-        return original(job)
+        return original(job, states)
 
     monkeypatch.setattr(bench_run, "run_job", flaky)
     assert _run(tmp_path) == 1

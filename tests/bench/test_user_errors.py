@@ -41,9 +41,9 @@ def jobs_run(monkeypatch: pytest.MonkeyPatch) -> list[bench_run.Job]:
     calls: list[bench_run.Job] = []
     original = bench_run.run_job
 
-    def counting(job: bench_run.Job) -> dict:
+    def counting(job: bench_run.Job, states: bench_run.StateSaving | None = None) -> dict:
         calls.append(job)
-        return original(job)
+        return original(job, states)
 
     monkeypatch.setattr(bench_run, "run_job", counting)
     return calls

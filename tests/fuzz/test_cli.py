@@ -39,6 +39,10 @@ BAD_ENV_KWARGS = [
 ]
 
 
+RUN_PARTS = ["env", "agent", "seeds", "steps", "workers", "checkpoint-every", "env-kwargs", "agent-kwargs"]
+RUN_PARTS += ["out", "mix"]
+
+
 def _agent_pairs() -> list[tuple[str, str]]:
     """One (env id, agent name) pair per learner that builds on that id with defaults."""
     pairs = []
@@ -57,15 +61,13 @@ def bad_run(draw: st.DrawFn, out: Path) -> list[str]:
     env_id, agent = draw(st.sampled_from(PAIRS))
     good = ["run", "--env", env_id, "--agent", agent, "--steps", "2", "--seeds", "0", "--out", str(out)]
     good += ["--workers", "1", "--no-progress", "--no-leaderboard"]
-    part = draw(
-        st.sampled_from(["env", "agent", "seeds", "steps", "workers", "env-kwargs", "agent-kwargs", "out", "mix"])
-    )
+    part = draw(st.sampled_from(RUN_PARTS))
     if part == "env":
         return [*good, "--env", draw(st.sampled_from(["TwoStage/Nope-v0", "CartPole-v1", "", "twostage"]))]
     if part == "agent":
         others = [n for n in agents.names() if n not in agents.names(agents.family_of(env_id))]
         return [*good, "--agent", draw(st.sampled_from(["nope", "", "UCB+UCB", *others]))]
-    if part in ("seeds", "steps", "workers"):
+    if part in ("seeds", "steps", "workers", "checkpoint-every"):
         values = BAD_SEEDS if part == "seeds" else BAD_COUNTS
         return [*good, f"--{part}", draw(st.sampled_from(values))]
     if part == "env-kwargs":
@@ -93,6 +95,7 @@ def bad_other(draw: st.DrawFn, out: Path) -> list[str]:
                 ["reproduce", "no-such-claim"],
                 ["reproduce", "hron2021-prop2", "--steps", "0"],
                 ["reproduce", "hron2021-prop2", "--seeds", "9-1"],
+                ["reproduce", "hron2021-prop2", "--checkpoint-every", "100"],  # no --out to save in
                 ["perf", "--case", "no-such-case"],
                 ["list", "nothing"],
                 ["no-such-command"],

@@ -472,15 +472,70 @@ class EarlyStageRankerVectorEnv(_WorldAPI, VectorEnv):
                 if key not in by_key:
                     by_key[key] = EarlyStageRankerWorld(self.config, key)
                 self._worlds[e] = by_key[key]
-        groups: dict[int, list[int]] = {}
-        for e, w in enumerate(self._worlds):
-            groups.setdefault(id(w), []).append(e)
-        self._groups = [(self._worlds[rows[0]], np.array(rows)) for rows in groups.values()]
+        self._group_worlds()
         self._draw_users(np.arange(self.num_envs))
         self._steps[:] = 0
         self._prev_done[:] = False
         self._ready = True
         return self._observations(), {}
+
+    def _group_worlds(self) -> None:
+        groups: dict[int, list[int]] = {}
+        for e, w in enumerate(self._worlds):
+            groups.setdefault(id(w), []).append(e)
+        self._groups = [(self._worlds[rows[0]], np.array(rows)) for rows in groups.values()]
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything that changes as the vector env steps, as plain Python values (for checkpoints).
+
+        The worlds are named by their seeds (a world is a function of the config and its seed);
+        each sub-env's user, sampling and oracle streams by their generators' states. With
+        :meth:`set_state` on a vector env made with the same arguments, the run continues exactly
+        as if it had never stopped.
+
+        Raises:
+            RuntimeError: before the first ``reset``.
+        """
+        if not self._ready:
+            raise RuntimeError("call reset() before get_state()")
+        return {
+            "world_keys": [w.key for w in self._worlds],
+            "streams": [
+                {"users": users.get_state(), "sample": sample.bit_generator.state, "oracle": oracle.bit_generator.state}
+                for users, sample, oracle in self._streams
+            ],
+            "users": self._users.tolist(),
+            "steps": self._steps.tolist(),
+            "prev_done": self._prev_done.tolist(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> np.ndarray:
+        """Continue from what :meth:`get_state` returned.
+
+        Returns:
+            The observations of the sub-envs' current users, those ``step`` returned last.
+
+        Raises:
+            ValueError: a state of another number of sub-envs (nothing is changed then).
+        """
+        if len(state["world_keys"]) != self.num_envs:
+            raise ValueError(f"the state holds {len(state['world_keys'])} sub-envs, this vector env {self.num_envs}")
+        by_key = {w.key: w for w in self._worlds if w is not None}
+        for e, key in enumerate(state["world_keys"]):
+            if key not in by_key:
+                by_key[key] = EarlyStageRankerWorld(self.config, key)
+            self._worlds[e] = by_key[key]
+            users, sample, oracle = seed_user_streams(np.random.default_rng(0), self.config.n_users)
+            users.set_state(state["streams"][e]["users"])
+            sample.bit_generator.state = state["streams"][e]["sample"]
+            oracle.bit_generator.state = state["streams"][e]["oracle"]
+            self._streams[e] = (users, sample, oracle)
+        self._group_worlds()
+        self._users[:] = state["users"]
+        self._steps[:] = state["steps"]
+        self._prev_done[:] = state["prev_done"]
+        self._ready = True
+        return self._observations()
 
     def _draw_users(self, envs: np.ndarray) -> None:
         for e in envs:

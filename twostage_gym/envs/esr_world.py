@@ -300,6 +300,16 @@ class _UserStream:
         self._pos += 1
         return int(self._block[self._pos - 1])
 
+    def get_state(self) -> dict[str, Any]:
+        """The stream's position as plain Python values (see :meth:`set_state`)."""
+        return {"rng": self.rng.bit_generator.state, "block": self._block.tolist(), "pos": self._pos}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from a position :meth:`get_state` returned."""
+        self.rng.bit_generator.state = state["rng"]
+        self._block = np.asarray(state["block"], dtype=np.int64)
+        self._pos = int(state["pos"])
+
 
 def seed_user_streams(
     np_random: np.random.Generator, n_users: int
