@@ -219,3 +219,18 @@ def contains(space: spaces.Space, action: Any) -> bool:
             return bool(space.contains(action))
     except Exception:
         return False
+
+
+def family_env_ids(family: str) -> list[str]:
+    """The registered env ids whose learners are ``family``'s (ids no family plays yet are skipped)."""
+    import agents
+    import twostage_gym
+
+    ids = []
+    for env_id in twostage_gym.ENV_IDS:
+        try:
+            if agents.family_of(env_id) == family:
+                ids.append(env_id)
+        except ValueError:  # an env whose family has registered no learners yet
+            continue
+    return ids

@@ -14,8 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import agents
-import twostage_gym
-from tests.fuzz.strategies import extreme_for, hints, invalid_for
+from tests.fuzz.strategies import extreme_for, family_env_ids, hints, invalid_for
 
 pytestmark = pytest.mark.fuzz
 
@@ -29,7 +28,7 @@ SIZES = {"nominators": {}, "early-stage-ranker": {"n_users": 20, "n_items": 50, 
 
 def env_for(family: str, name: str) -> gym.Env:
     """An env of ``family`` on which ``name`` builds with its defaults."""
-    ids = [env_id for env_id in twostage_gym.ENV_IDS if agents.family_of(env_id) == family]
+    ids = family_env_ids(family)
     errors = []
     for env_id in ids:
         for variant in ENV_VARIANTS.get(family, [{}]):

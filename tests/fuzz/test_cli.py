@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import agents
 import twostage_gym
 from agents.bench.cli import main
+from tests.fuzz.strategies import family_env_ids
 
 pytestmark = pytest.mark.fuzz
 
@@ -47,7 +48,7 @@ def _agent_pairs() -> list[tuple[str, str]]:
     """One (env id, agent name) pair per learner that builds on that id with defaults."""
     pairs = []
     for family, name in agents.registry:
-        env_id = next(i for i in ENV_IDS if agents.family_of(i) == family)
+        env_id = family_env_ids(family)[0]
         pairs.append((env_id, name))
     return pairs
 
