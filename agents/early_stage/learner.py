@@ -72,7 +72,7 @@ from agents.early_stage.scores import (
     pl_log_prob,
     pl_log_prob_swr,
 )
-from twostage_gym.core.checks import check_memory, integer
+from twostage_gym.core.checks import boolean, check_memory, integer
 from twostage_gym.core.plackett_luce import greedy_candidates
 from twostage_gym.envs.early_stage_ranker import LOGIT_BOUND, EarlyStageRankerEnv
 
@@ -166,9 +166,7 @@ class ESRPolicyGradient(BatchedAgent):
         if probe_pairs is not None and adaptive_lr != "probe":
             raise ValueError(f"probe_pairs applies to adaptive_lr='probe' only, got adaptive_lr={adaptive_lr!r}")
         self.probe_pairs = DEFAULT_PROBE_PAIRS if probe_pairs is None else integer("probe_pairs", probe_pairs, low=1)
-        if not isinstance(grpo, (bool, np.bool_)):
-            raise ValueError(f"grpo must be a bool, got {grpo!r}")
-        self.grpo = bool(grpo)
+        self.grpo = boolean("grpo", grpo)
         if grpo_constant is not None and not self.grpo:
             raise ValueError("grpo_constant applies to grpo=True only")
         self.grpo_constant = (

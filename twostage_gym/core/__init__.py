@@ -11,6 +11,7 @@ from twostage_gym.core.allocation import (
     validate_feature_subsets,
     validate_pools,
 )
+from twostage_gym.core.clicks import CLICK_MODELS, ClickModel
 from twostage_gym.core.contexts import GaussianContexts, Prop2Contexts
 from twostage_gym.core.late_stage import LSR_KINDS, LateStageRanker, dinkelbach_sets
 from twostage_gym.core.metrics import (
@@ -21,22 +22,33 @@ from twostage_gym.core.metrics import (
     stage_regret,
 )
 from twostage_gym.core.rewards import LinearReward, unit_sphere
+from twostage_gym.core.streams import UserStream, round_generator
+from twostage_gym.core.topics import TopicIndex, dyna_topic_rec, power_law_sizes, sort_topics, top_topic_groups
 
 __all__ = [
+    "CLICK_MODELS",
     "LSR_KINDS",
     "ORACLE_INFO_KEYS",
+    "ClickModel",
     "GaussianContexts",
     "LateStageRanker",
     "LinearReward",
     "Prop2Contexts",
+    "TopicIndex",
+    "UserStream",
     "dinkelbach_sets",
+    "dyna_topic_rec",
     "log_checkpoints",
+    "power_law_sizes",
     "public_info",
     "random_feature_subsets",
     "random_pools",
     "resolve_nominator_dim",
+    "round_generator",
     "round_summary",
+    "sort_topics",
     "stage_regret",
+    "top_topic_groups",
     "unit_sphere",
     "validate_feature_subsets",
     "validate_pools",

@@ -23,6 +23,7 @@ import numpy as np
 
 __all__ = [
     "MEMORY_LIMIT_BYTES",
+    "boolean",
     "check_memory",
     "choice",
     "format_bytes",
@@ -76,6 +77,20 @@ def integer(name: str, value: Any, low: int | None = None, high: int | None = No
             what = f"an integer in [{low}, {high}]"
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return v
+
+
+def boolean(name: str, value: Any, allow_none: bool = False) -> bool | None:
+    """Check that ``value`` is a bool (Python or numpy), or None where allowed; never an int standing for one.
+
+    Raises:
+        ValueError: naming ``name``, for any other value (``1``, ``"yes"``, ``[True]``).
+    """
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        what = "a bool or None" if allow_none else "a bool"
+        raise ValueError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def positive_int(name: str, value: Any) -> int:

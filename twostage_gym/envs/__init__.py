@@ -3,6 +3,7 @@
 from twostage_gym.envs.early_stage_ranker import EarlyStageRankerEnv, EarlyStageRankerVectorEnv
 from twostage_gym.envs.nominators import NominatorsEnv, NominatorsVectorEnv
 from twostage_gym.envs.registration import ENV_IDS, register_envs
+from twostage_gym.envs.topic_item import TopicItemEnv, TopicItemVectorEnv
 
 __all__ = [
     "ENV_IDS",
@@ -10,5 +11,7 @@ __all__ = [
     "EarlyStageRankerVectorEnv",
     "NominatorsEnv",
     "NominatorsVectorEnv",
+    "TopicItemEnv",
+    "TopicItemVectorEnv",
     "register_envs",
 ]

@@ -16,6 +16,7 @@ from twostage_gym.core import plackett_luce
 from twostage_gym.core.checks import check_memory, choice, index_dtype, nonnegative_int, number, positive_int
 from twostage_gym.core.late_stage import LateStageRanker, sum_last
 from twostage_gym.core.plackett_luce import POSITION_WEIGHTS, expert_assignment, greedy_candidates
+from twostage_gym.core.streams import UserStream
 
 __all__ = [
     "ACTION_TYPES",
@@ -280,37 +281,6 @@ def check_candidates(action: Any, n_items: int, n_candidates: int) -> np.ndarray
     return a.astype(np.int64, copy=False)
 
 
-class _UserStream:
-    """Users drawn uniformly at random from their own generator, a block at a time.
-
-    One generator call per block keeps a batch-128 vector step from paying 128 generator calls
-    for users; the sequence is a function of the seed only, whatever the agent does.
-    """
-
-    BLOCK = 256
-
-    def __init__(self, rng: np.random.Generator, n_users: int) -> None:
-        self.rng, self.n_users = rng, n_users
-        self._block = np.empty(0, dtype=np.int64)
-        self._pos = 0
-
-    def next(self) -> int:
-        if self._pos == self._block.size:
-            self._block, self._pos = self.rng.integers(self.n_users, size=self.BLOCK), 0
-        self._pos += 1
-        return int(self._block[self._pos - 1])
-
-    def get_state(self) -> dict[str, Any]:
-        """The stream's position as plain Python values (see :meth:`set_state`)."""
-        return {"rng": self.rng.bit_generator.state, "block": self._block.tolist(), "pos": self._pos}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Continue from a position :meth:`get_state` returned."""
-        self.rng.bit_generator.state = state["rng"]
-        self._block = np.asarray(state["block"], dtype=np.int64)
-        self._pos = int(state["pos"])
-
-
 def seed_user_streams(
     np_random: np.random.Generator, n_users: int
 ) -> tuple[Any, np.random.Generator, np.random.Generator]:
@@ -322,7 +292,7 @@ def seed_user_streams(
     """
     seeds = np_random.integers(0, 2**63 - 1, size=3)
     users, sample, oracle = (np.random.default_rng(int(s)) for s in seeds)
-    return _UserStream(users, n_users), sample, oracle
+    return UserStream(users, n_users), sample, oracle
 
 
 def world_key(config: EarlyStageRankerConfig, seed: int | None, np_random: np.random.Generator) -> int:

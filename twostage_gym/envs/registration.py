@@ -42,6 +42,13 @@ _SPECS: dict[str, dict[str, Any]] = {
         "max_episode_steps": 1000,
         "kwargs": {},
     },
+    # Two steps (topic phase, item phase) a round: 4000 steps are the paper's 2000 iterations.
+    "TwoStage/TopicItem-v0": {
+        "entry_point": "twostage_gym.envs.topic_item:TopicItemEnv",
+        "vector_entry_point": "twostage_gym.envs.topic_item:TopicItemVectorEnv",
+        "max_episode_steps": 4000,
+        "kwargs": {},
+    },
 }
 
 ENV_IDS: tuple[str, ...] = tuple(_SPECS)
