@@ -123,18 +123,18 @@ def _check(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_run_with_one_bad_part_exits_2(tmp_path_factory: pytest.TempPathFactory, capsys) -> None:
     @given(st.data())
-    def check(data: st.DataObject) -> None:
+    def cli_run(data: st.DataObject) -> None:
         out = tmp_path_factory.mktemp("cli") / "out"
         argv = data.draw(bad_run(out), label="argv")
         _check(argv, capsys)
         assert not (out / "records.jsonl").exists() or not (out / "records.jsonl").read_text().strip(), argv
 
-    check()
+    cli_run()
 
 
 def test_other_commands_with_one_bad_part_exit_2(tmp_path: Path, capsys) -> None:
     @given(bad_other(tmp_path))
-    def check(argv: list[str]) -> None:
+    def cli_other_commands(argv: list[str]) -> None:
         _check(argv, capsys)
 
-    check()
+    cli_other_commands()

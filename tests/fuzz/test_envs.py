@@ -55,12 +55,12 @@ def test_wrong_types_are_refused_by_name(env_id: str) -> None:
     args = env_hints(env_id)
 
     @given(st.data())
-    def check(data: st.DataObject) -> None:
+    def env_wrong_types(data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(sorted(args)), label="argument")
         value = data.draw(invalid_for(args[name], name), label="value")
         assert_refused_by_name(make_with(env_id, name, value), name, value)
 
-    check()
+    env_wrong_types()
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -68,7 +68,7 @@ def test_edge_values_are_refused_by_name_or_work(env_id: str) -> None:
     args = {name: hint for name, hint in env_hints(env_id).items() if not extreme_for(hint).is_empty}
 
     @given(st.data())
-    def check(data: st.DataObject) -> None:
+    def env_edge_values(data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(sorted(args)), label="argument")
         value = data.draw(extreme_for(args[name]), label="value")
         try:
@@ -83,7 +83,7 @@ def test_edge_values_are_refused_by_name_or_work(env_id: str) -> None:
         finally:
             env.close()
 
-    check()
+    env_edge_values()
 
 
 @pytest.mark.parametrize("env_id", VECTOR_IDS)
@@ -91,7 +91,7 @@ def test_vector_env_arguments_are_refused_by_name(env_id: str) -> None:
     args = {**env_hints(env_id), **VECTOR_ARGS}
 
     @given(st.data())
-    def check(data: st.DataObject) -> None:
+    def vector_env_arguments(data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(sorted(args)), label="argument")
         bad = invalid_for(args[name], name)
         if name in VECTOR_ARGS:  # counts: also below 1
@@ -102,7 +102,7 @@ def test_vector_env_arguments_are_refused_by_name(env_id: str) -> None:
             lambda: gym.make_vec(env_id, vectorization_mode="vector_entry_point", **kwargs), name, value
         )
 
-    check()
+    vector_env_arguments()
 
 
 def _twin_check(env: gym.Env, twin: gym.Env, action) -> None:
@@ -128,7 +128,7 @@ def _fuzz_actions(make) -> None:
     env, twin = make(), make()
 
     @given(actions_near(env.action_space), st.integers(0, 3))
-    def check(action, seed: int) -> None:
+    def env_actions(action, seed: int) -> None:
         for e in (env, twin):
             e.reset(seed=seed)
             e.action_space.seed(seed)
@@ -139,7 +139,7 @@ def _fuzz_actions(make) -> None:
         _twin_check(env, twin, action)
 
     try:
-        check()
+        env_actions()
     finally:
         env.close()
         twin.close()

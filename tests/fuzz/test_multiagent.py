@@ -42,14 +42,14 @@ def test_wrong_types_are_refused_by_name(module) -> None:
     args = hints(module.raw_env)
 
     @given(st.data())
-    def check(data: st.DataObject) -> None:
+    def multiagent_wrong_types(data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(sorted(args)), label="argument")
         value = data.draw(invalid_for(args[name], name), label="value")
         with pytest.raises(ValueError) as caught:
             module.parallel_env(**{name: value})
         assert name in str(caught.value), f"{name}={value!r}: the error does not name {name!r}: {caught.value}"
 
-    check()
+    multiagent_wrong_types()
 
 
 def _valid_actions(env, rng: np.random.Generator) -> dict:
@@ -62,7 +62,7 @@ def test_bad_parallel_actions_are_refused_and_change_nothing(module) -> None:
     agent_names = list(env.possible_agents)
 
     @given(st.sampled_from(agent_names), st.data(), st.integers(0, 3))
-    def check(agent: str, data: st.DataObject, seed: int) -> None:
+    def parallel_actions(agent: str, data: st.DataObject, seed: int) -> None:
         env.reset(seed=seed)
         twin.reset(seed=seed)
         rng = np.random.default_rng(seed)
@@ -78,7 +78,7 @@ def test_bad_parallel_actions_are_refused_and_change_nothing(module) -> None:
             assert bad is None or contains(env.action_space(agent), bad), f"{agent}: {bad!r} was accepted"
             assert data_equivalence(out, twin.step({**actions, agent: bad}), exact=True)
 
-    check()
+    parallel_actions()
 
 
 @pytest.mark.parametrize("module", MODULES, ids=IDS)
@@ -86,7 +86,7 @@ def test_bad_aec_actions_are_refused_where_given(module) -> None:
     """The AEC form refuses a bad action at the step that receives it; the env is as before."""
 
     @given(st.data(), st.integers(0, 3), st.integers(0, 3))
-    def check(data: st.DataObject, seed: int, turns: int) -> None:
+    def aec_actions(data: st.DataObject, seed: int, turns: int) -> None:
         env, twin = module.env(), module.env()
         env.reset(seed=seed)
         twin.reset(seed=seed)
@@ -111,4 +111,4 @@ def test_bad_aec_actions_are_refused_where_given(module) -> None:
             assert env.agent_selection == twin.agent_selection
             assert data_equivalence(env.last(), twin.last(), exact=True)
 
-    check()
+    aec_actions()
