@@ -9,14 +9,14 @@
 >>> agents.family_of(env), agents.names("nominators")[:2]
 ('nominators', ['ucb+ucb', 'ucb+greedy'])
 
-Each family package (:mod:`agents.nominators`, :mod:`agents.early_stage`) registers its learners
-when imported, and this package imports every family; what families share is in
-:mod:`agents.common`. Importing ``agents`` does not import torch.
+Each family package (:mod:`agents.nominators`, :mod:`agents.early_stage`, :mod:`agents.topic_item`)
+registers its learners when imported, and this package imports every family; what families share
+is in :mod:`agents.common`. Importing ``agents`` does not import torch.
 """
 
 # isort: off
 # Each family registers its learners when imported, in the order of the papers (that of ``names()``).
-from agents import nominators, early_stage  # noqa: F401
+from agents import nominators, early_stage, topic_item  # noqa: F401
 
 # isort: on
 from agents.common.base import Agent

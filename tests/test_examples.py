@@ -25,6 +25,8 @@ def test_every_example_is_tested():
         "sb3_ppo.py",
         "independent_learners.py",
         "credit_assigned_pg.py",
+        "topic_item.py",
+        "learned_pools.py",
     }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
@@ -70,6 +72,32 @@ def test_credit_assigned_pg_example(capsys):
     # Kiyohara et al., Fig. 3 / Table 2 at K = 20: credit assignment learns faster early on.
     assert values["ca-pg"] > values["v-pg-swr"] and values["top1-pg"] > values["v-pg-swr"]
     assert "policy value" in capsys.readouterr().out
+
+
+def test_learned_pools_example(capsys):
+    pytest.importorskip("torch")
+    from twostage_gym.core.allocation import validate_pools
+
+    out = run_example(
+        "learned_pools.py", "--steps", "30", "--examples-per-item", "20", "--seeds", "2", "--bandit-steps", "50"
+    )
+    assert set(out["scores"]) == {"user+item", "item", "random"}
+    for score in out["scores"].values():
+        assert 0.0 <= score["recall"] <= 1.0 and 0.0 < score["precision"] <= 1.0
+    validate_pools(out["learned_pools"], 100, 10)
+    for totals in out["bandit"].values():
+        assert totals["cumulative_regret"] == pytest.approx(totals["nominator_regret"] + totals["ranker_regret"])
+    text = capsys.readouterr().out
+    assert "precision@5" in text and "learned pool sizes" in text and "regret/T" in text
+
+
+def test_topic_item_example(capsys):
+    pytest.importorskip("torch")
+    ctr = {name: sum(v) for name, v in run_example("topic_item.py", "--rounds", "200", "--seeds", "2").items()}
+    assert set(ctr) == {"random", "2-random", "s-n-galm-ucb", "2-s-n-galm-ucb"}
+    # Measured (seeds 0-1, 200 rounds): random 58, 2-random 50, s-n-galm-ucb 113, 2-s-n-galm-ucb 77.
+    assert ctr["s-n-galm-ucb"] > 1.3 * ctr["random"] and ctr["2-s-n-galm-ucb"] > 1.2 * ctr["2-random"]
+    assert "cumulative CTR after 200 rounds" in capsys.readouterr().out
 
 
 def test_examples_run_as_scripts():

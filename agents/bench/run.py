@@ -1,7 +1,7 @@
 """Running jobs (a config and a seed each) on local processes, with progress and resumable output.
 
 Only the driver (the process that calls :func:`execute`) writes records; the pool's workers only
-compute them, and they die with the driver however it ends, even by SIGKILL (see :func:`_init_worker`).
+compute them, and they die with the driver however it ends, even by SIGKILL (see :func:`init_worker`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from agents.bench.records import (
 )
 from agents.common.batched import BatchedAgent
 
-__all__ = ["STATES_DIR", "Job", "StateSaving", "distinct", "execute", "run_into", "run_job"]
+__all__ = ["STATES_DIR", "Job", "Progress", "StateSaving", "distinct", "execute", "init_worker", "run_into", "run_job"]
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def distinct(jobs: Iterable[Job]) -> list[Job]:
     return list(unique.values())
 
 
-class _Progress:
+class Progress:
     """A tqdm bar on a terminal; plain lines in logs (CI) or when tqdm (the ``bench`` extra) is missing."""
 
     def __init__(self, total: int, desc: str, enabled: bool) -> None:
@@ -166,7 +166,7 @@ def _wait_for_eof(sentinel: int) -> None:
     os._exit(1)
 
 
-def _init_worker(driver_pid: int, start_method: str) -> None:
+def init_worker(driver_pid: int, start_method: str) -> None:
     """Initializer of each pool worker: ignore Ctrl-C, and die with the driver.
 
     Ctrl-C goes to the whole process group; only the driver handles it, so workers do not print
@@ -215,14 +215,14 @@ def execute(
 
     Jobs with the same record key run once. They run longest first (by ``steps``) to balance the
     workers. With ``workers == 1`` they run in this process; otherwise on a ``ProcessPoolExecutor``
-    of ``workers`` processes, which die with this one (see :func:`_init_worker`). A job that
+    of ``workers`` processes, which die with this one (see :func:`init_worker`). A job that
     raises does not stop the others.
 
     Returns:
         The failed jobs with their error messages.
     """
     ordered = sorted(distinct(jobs), key=lambda job: -job.config.steps)
-    bar = _Progress(len(ordered), desc, progress)
+    bar = Progress(len(ordered), desc, progress)
     failures: list[tuple[Job, str]] = []
     try:
         if workers <= 1 or len(ordered) <= 1:
@@ -239,7 +239,7 @@ def execute(
         executor = ProcessPoolExecutor(
             max_workers=min(workers, len(ordered)),
             mp_context=context,
-            initializer=_init_worker,
+            initializer=init_worker,
             initargs=(os.getpid(), context.get_start_method()),
         )
         try:

@@ -14,6 +14,12 @@ Modules:
 * :mod:`agents.nominators.references`: the random and oracle agents.
 * :mod:`agents.nominators.independent`: independent learners for the PettingZoo variant
   (``twostage_gym.multiagent.nominators_v0``), one linear bandit per agent.
+* :mod:`agents.nominators.moe`: learning the pools offline (Sec. 4, Eq. 8, App. B.3). A Gaussian
+  Mixture-of-Experts of N two-tower nominators with a learned gating, or the same model with
+  fixed random pools, trained on multi-label data (``twostage_gym.datasets.multilabel``);
+  ``learn_pools`` distills hard pools from the gating for ``gym.make(..., pools=...)``. It is an
+  offline model, not a registered learner, and the one module of the family that needs torch
+  (imported only when used).
 """
 
 from __future__ import annotations

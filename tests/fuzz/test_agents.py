@@ -18,11 +18,19 @@ from tests.fuzz.strategies import extreme_for, family_env_ids, hints, invalid_fo
 
 pytestmark = pytest.mark.fuzz
 
-ENV_VARIANTS = {"nominators": [{}, {"n_nominators": 1}], "early-stage-ranker": [{}, {"n_experts": 1}]}
+ENV_VARIANTS = {
+    "nominators": [{}, {"n_nominators": 1}],
+    "early-stage-ranker": [{}, {"n_experts": 1}],
+    "topic-item": [{}, {"hierarchy": False}],  # two-stage learners, then the one-stage ones
+}
 """Env kwargs to try, in order, until a learner builds with its defaults (e.g. the single-stage
 ``ucb`` needs one nominator). A family whose learners all build on its registered ids needs none."""
 
-SIZES = {"nominators": {}, "early-stage-ranker": {"n_users": 20, "n_items": 50, "n_candidates": 5}}
+SIZES = {
+    "nominators": {},
+    "early-stage-ranker": {"n_users": 20, "n_items": 50, "n_candidates": 5},
+    "topic-item": {"n_users": 10, "n_items": 300, "n_topics": 10, "budget_per_slot": 20},
+}
 """Small envs: the fuzz checks arguments, not scale."""
 
 

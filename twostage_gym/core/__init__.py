@@ -17,9 +17,12 @@ from twostage_gym.core.late_stage import LSR_KINDS, LateStageRanker, dinkelbach_
 from twostage_gym.core.metrics import (
     ORACLE_INFO_KEYS,
     log_checkpoints,
+    precision_at_k,
     public_info,
+    recall_at_k,
     round_summary,
     stage_regret,
+    top_k_items,
 )
 from twostage_gym.core.rewards import LinearReward, unit_sphere
 from twostage_gym.core.streams import UserStream, round_generator
@@ -40,14 +43,17 @@ __all__ = [
     "dyna_topic_rec",
     "log_checkpoints",
     "power_law_sizes",
+    "precision_at_k",
     "public_info",
     "random_feature_subsets",
     "random_pools",
+    "recall_at_k",
     "resolve_nominator_dim",
     "round_generator",
     "round_summary",
     "sort_topics",
     "stage_regret",
+    "top_k_items",
     "top_topic_groups",
     "unit_sphere",
     "validate_feature_subsets",

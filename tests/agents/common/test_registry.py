@@ -52,12 +52,15 @@ def toy_family(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_every_family_and_name() -> None:
-    assert list(agents.families) == ["nominators", "early-stage-ranker"]
+    assert list(agents.families) == ["nominators", "early-stage-ranker", "topic-item"]
     assert list(agents.registry) == [(s.family, s.name) for s in agents.registry.values()]
     nominators, early = agents.names("nominators"), agents.names("early-stage-ranker")
-    assert agents.names() == nominators + early
-    assert "random" in nominators and "ca-pg" in early
+    topic_item = agents.names("topic-item")
+    # Each name once: the topic-item family's 'random' is listed with the nominators' already.
+    assert agents.names() == list(dict.fromkeys(nominators + early + topic_item))
+    assert "random" in nominators and "ca-pg" in early and "2-s-n-gblm-ucb" in topic_item
     assert agents.families["early-stage-ranker"].package == "agents.early_stage"
+    assert agents.families["topic-item"].package == "agents.topic_item"
 
 
 def test_every_registered_env_id_has_a_family() -> None:
@@ -66,6 +69,7 @@ def test_every_registered_env_id_has_a_family() -> None:
         "TwoStage/Nominators-Prop2A-v0": "nominators",
         "TwoStage/Nominators-Prop2B-v0": "nominators",
         "TwoStage/EarlyStageRanker-v0": "early-stage-ranker",
+        "TwoStage/TopicItem-v0": "topic-item",
     }
     assert {env_id: agents.family_of(env_id) for env_id in expected} == expected
     for env_id in set(twostage_gym.ENV_IDS) - set(expected):  # a newer env: its family, or none yet
@@ -148,7 +152,7 @@ def test_no_family_imports_another_family() -> None:
     """A family imports ``agents.common`` (and ``twostage_gym``), never another family; ``common``
     imports no family."""
     families = {agents.families[f].package.split(".")[1] for f in agents.families}
-    assert families == {"nominators", "early_stage"}
+    assert families == {"nominators", "early_stage", "topic_item"}
     for package in [*families, "common"]:
         for path in (AGENTS_DIR / package).rglob("*.py"):
             others = (_imported_packages(path) & families) - {package}
@@ -158,7 +162,7 @@ def test_no_family_imports_another_family() -> None:
 def test_import_agents_and_every_family_without_torch() -> None:
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "import agents, agents.early_stage, agents.nominators, agents.common.evaluation\n"
+        "import agents, agents.early_stage, agents.nominators, agents.topic_item, agents.common.evaluation\n"
         "assert agents.names('early-stage-ranker')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
