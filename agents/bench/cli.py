@@ -24,8 +24,10 @@ import gymnasium as gym
 import agents
 import twostage_gym
 from agents.bench import perf_esr as _perf_esr  # noqa: F401  (registers the ESR perf cases)
+from agents.bench import perf_topic_item as _perf_topic_item  # noqa: F401  (registers the topic-item perf cases)
 from agents.bench import policy_value_tables as _tables  # noqa: F401  (registers the Kiyohara tables)
 from agents.bench import pool_learning as _pools  # noqa: F401  (registers the Hron et al. Sec. 4 claims)
+from agents.bench import topic_item_claims as _topic_item  # noqa: F401  (registers the topic-item Sec. 4 claims)
 from agents.bench.claims import CLAIMS
 from agents.bench.config import (
     BenchError,

@@ -38,6 +38,11 @@ update about 35 ms with a single-threaded BLAS (measured; several times more whe
 multi-threaded BLAS competes with other work for two cores); at the default 16 dims a whole update,
 retrainings included, averages about 1 ms a round.
 
+The neural learners checkpoint: ``state_dict()`` / ``load_state_dict(state)`` and ``save(path)`` /
+``load(path)`` (``torch.load(..., weights_only=True)``; load after ``reset``), so that a learner
+loaded into a fresh one made with the same arguments continues with the same actions; a state of
+another learner, or of other sizes (``embedding_dim``, the world's), is refused with ``ValueError``.
+
 This package does not import torch; building a neural learner does, and raises an
 ``ImportError`` with the install hint when torch is missing. ``random`` and ``glm-ucb`` are numpy.
 

@@ -216,6 +216,29 @@ class TopicItemAgent(Agent):
         if self.topic_stage is not None:
             self.topic_stage.end_round(self.rounds)
 
+    # -- persistence (the learners with a state_dict share the header and its checks) -------------
+    def state_header(self) -> dict[str, Any]:
+        """What a saved state must match to load into this learner: its name and the sizes of its state.
+
+        Subclasses add their own shape-defining arguments to ``"sizes"``.
+        """
+        c = self.config
+        sizes = {"n_users": c.n_users, "n_items": c.n_items, "n_topics": c.n_topics}
+        sizes.update(item_dim=c.item_dim, user_dim=c.user_dim)
+        return {"name": self.name, "sizes": sizes}
+
+    def check_state(self, state: Any) -> None:
+        """Refuse a state of another learner, or of this learner at other sizes (``ValueError`` saying which)."""
+        if not isinstance(state, Mapping) or "name" not in state or "sizes" not in state:
+            raise ValueError("not a topic-item learner's state (no name and sizes)")
+        if state["name"] != self.name:
+            raise ValueError(f"the state is of a {state['name']!r} learner, not {self.name!r}")
+        mine = self.state_header()["sizes"]
+        for key, value in mine.items():
+            saved = state["sizes"].get(key)
+            if saved != value:
+                raise ValueError(f"the state was saved with {key}={saved!r}; this learner has {key}={value!r}")
+
     @staticmethod
     def topic_feedback(groups: np.ndarray, clicks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The topic stage's samples of a round: every topic of group j, with slot j's click.

@@ -30,10 +30,38 @@ seeded from the learner's ``agent_rng(seed)``, the minibatches from a numpy gene
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
-__all__ = ["StageEncoder", "TwoTower", "exclusive_history"]
+__all__ = ["StageEncoder", "TwoTower", "exclusive_history", "to_array", "to_tensor"]
+
+
+def to_tensor(value: Any) -> Any:
+    """``value`` with every numpy array (in nested dicts, lists and tuples) copied into a CPU tensor.
+
+    What a learner's ``state_dict`` holds must be tensors and plain Python values, so that
+    ``torch.load(..., weights_only=True)`` reads it back.
+    """
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value, copy=True, order="C"))
+    if isinstance(value, dict):
+        return {key: to_tensor(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(to_tensor(item) for item in value)
+    return value
+
+
+def to_array(value: Any) -> Any:
+    """The inverse of :func:`to_tensor`: every tensor (in nested dicts, lists and tuples) as a numpy array."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy().copy()
+    if isinstance(value, dict):
+        return {key: to_array(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(to_array(item) for item in value)
+    return value
 
 
 class TwoTower(torch.nn.Module):
@@ -92,6 +120,8 @@ def exclusive_history(users: np.ndarray, inputs: np.ndarray, clicks: np.ndarray)
 class _Buffer:
     """Growable arrays of samples: the user's input, the arm, the click, the simulated user (-1: logged)."""
 
+    FIELDS = ("user_inputs", "arms", "labels", "users")
+
     def __init__(self, user_in: int) -> None:
         self.n = 0
         self.user_inputs = np.empty((64, user_in))
@@ -103,7 +133,7 @@ class _Buffer:
         k = arms.size
         if self.n + k > self.arms.size:
             size = max(2 * self.arms.size, self.n + k)
-            for name in ("user_inputs", "arms", "labels", "users"):
+            for name in self.FIELDS:
                 old = getattr(self, name)
                 new = np.empty((size, *old.shape[1:]), dtype=old.dtype)
                 new[: self.n] = old[: self.n]
@@ -233,6 +263,48 @@ class StageEncoder:
         self.offset = float(np.log(p / (1.0 - p)))
         self._export()
         return True
+
+    # -- persistence ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The towers, the optimiser, both generators, the samples and the histories (tensors and Python values)."""
+        s = self.samples
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "rng": self.rng.bit_generator.state,
+            "history_sum": to_tensor(self.history_sum),
+            "history_n": to_tensor(self.history_n),
+            "samples": {name: to_tensor(getattr(s, name)[: s.n]) for name in _Buffer.FIELDS},
+            "trainings": self.trainings,
+            "offset": self.offset,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from what :meth:`state_dict` returned; the arm representations are recomputed.
+
+        Raises:
+            ValueError: the state's shapes are not this encoder's.
+        """
+        history_sum, history_n = to_array(state["history_sum"]), to_array(state["history_n"])
+        if history_sum.shape != self.history_sum.shape or history_n.shape != self.history_n.shape:
+            raise ValueError(
+                f"the state's user histories have shape {history_sum.shape}, this encoder's {self.history_sum.shape}"
+            )
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as err:
+            raise ValueError(f"the state's towers do not fit this encoder: {err}") from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.rng.bit_generator.state = state["rng"]
+        self.history_sum, self.history_n = history_sum, history_n
+        samples = _Buffer(self.user_in)
+        samples.add(*(to_array(state["samples"][name]) for name in _Buffer.FIELDS))
+        self.samples = samples
+        self.trainings = int(state["trainings"])
+        self.offset = float(state["offset"])
+        self._export()
 
     def history_contexts(self, simulated_only: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The samples' users, arm and user representations (current weights) and clicks, for refitting heads."""

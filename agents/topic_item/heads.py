@@ -98,6 +98,22 @@ class LazyInverses:
         s = self.slot[entity]
         return np.eye(self.dim) if s < 0 else self.store[s].copy()
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The stored inverses and each entity's slot (copies)."""
+        return {"slot": self.slot.copy(), "store": self.store[: self.used].copy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned (same ``n`` and ``dim``)."""
+        slot, store = np.asarray(state["slot"], dtype=np.int64), np.asarray(state["store"], dtype=np.float64)
+        _check_shape("slot", slot, self.slot.shape)
+        _check_shape("store", store, (len(store), self.dim, self.dim))
+        self.slot, self.store, self.used = slot.copy(), store.copy(), len(store)
+
+
+def _check_shape(name: str, value: np.ndarray, shape: tuple[int, ...]) -> None:
+    if value.shape != shape:
+        raise ValueError(f"the state's {name} has shape {value.shape}, this head's {shape}")
+
 
 class PerUserGLM:
     """GLM-UCB (Eq. 2): rho(c^T theta_u) + beta ||c||_{M_u^{-1}}, M_u = D_u^T D_u + I, per user u.
@@ -121,6 +137,17 @@ class PerUserGLM:
         """M_u += C^T C; one gradient step of theta_u on the round's logistic loss."""
         self.theta[user] += self.lr * (y - sigmoid(C @ self.theta[user])) @ C
         self.designs.add(np.full(len(C), user), C)
+
+    def state_dict(self) -> dict[str, object]:
+        """theta (a copy) and the designs' inverses."""
+        return {"theta": self.theta.copy(), "designs": self.designs.state_dict()}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        theta = np.asarray(state["theta"], dtype=np.float64)
+        _check_shape("theta", theta, self.theta.shape)
+        self.designs.load_state_dict(state["designs"])
+        self.theta = theta.copy()
 
     def refit(self, users: np.ndarray, C: np.ndarray, y: np.ndarray, steps: int) -> None:
         """Refit every theta_u on its history (rows ``C`` of ``users`` with clicks ``y``)."""
@@ -179,6 +206,25 @@ class AdditiveGLM:
         self.item_side.add(np.full(len(X), user), X)
         self.user_side.add(arms, np.broadcast_to(z, (arms.size, z.size)))
 
+    def state_dict(self) -> dict[str, object]:
+        """The coefficients (copies) and both sides' design inverses."""
+        return {
+            "theta_x": self.theta_x.copy(),
+            "theta_z": self.theta_z.copy(),
+            "item_side": self.item_side.state_dict(),
+            "user_side": self.user_side.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        theta_x = np.asarray(state["theta_x"], dtype=np.float64)
+        theta_z = np.asarray(state["theta_z"], dtype=np.float64)
+        _check_shape("theta_x", theta_x, self.theta_x.shape)
+        _check_shape("theta_z", theta_z, self.theta_z.shape)
+        self.item_side.load_state_dict(state["item_side"])
+        self.user_side.load_state_dict(state["user_side"])
+        self.theta_x, self.theta_z = theta_x.copy(), theta_z.copy()
+
 
 class BilinearGLM:
     """S-N-GBLM-UCB (Eq. 4): rho(x^T Theta z + b) + beta ||vec(x z^T)||_{W^{-1}}, W_0 = I, shared by all pairs.
@@ -222,3 +268,20 @@ class BilinearGLM:
         self.theta += self.lr * np.outer(err @ X, z)
         self.bias += self.lr * err.sum()
         woodbury_update(self.inv, (X[:, :, None] * z[None, None, :]).reshape(len(X), -1))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """theta0, Theta, b and W^{-1} (copies)."""
+        return {
+            "theta0": self.theta0.copy(),
+            "theta": self.theta.copy(),
+            "bias": self.bias.copy(),
+            "inv": self.inv.copy(),
+        }
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        arrays = {key: np.asarray(state[key], dtype=np.float64) for key in ("theta0", "theta", "bias", "inv")}
+        for key, value in arrays.items():
+            _check_shape(key, value, getattr(self, key).shape)
+        for key, value in arrays.items():
+            setattr(self, key, value.copy())

@@ -26,12 +26,15 @@ paper's S_known) train both encoders once at ``reset``.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import torch
 
 from agents.topic_item.base import ArmTables, Stage, TopicItemAgent
-from agents.topic_item.encoders import StageEncoder
+from agents.topic_item.encoders import StageEncoder, to_array, to_tensor
 from agents.topic_item.heads import AdditiveGLM, BilinearGLM, PerUserGLM, sigmoid
 from twostage_gym.core.checks import boolean, check_memory, integer, number
 
@@ -152,6 +155,21 @@ class NeuralStage(Stage):
     def end_round(self, rounds: int) -> None:
         if rounds % self.retrain_every == 0:
             self.train()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The encoder's state and the head's (tensors and Python values)."""
+        return {
+            "encoder": self.encoder.state_dict(),
+            "head": None if self.head is None else to_tensor(self.head.state_dict()),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from what :meth:`state_dict` returned."""
+        if (state["head"] is None) != (self.head is None):
+            raise ValueError("the state's head does not match this stage's")
+        if self.head is not None:
+            self.head.load_state_dict(to_array(state["head"]))
+        self.encoder.load_state_dict(state["encoder"])
 
 
 class NeuralAgent(TopicItemAgent):
@@ -297,3 +315,61 @@ class NeuralAgent(TopicItemAgent):
             for stage, arms in stages:
                 stage.encoder.add_logged(features, logged["users"], arms, logged["clicks"])
                 stage.train()
+
+    # -- persistence ----------------------------------------------------------------------------
+    def state_header(self) -> dict[str, Any]:
+        header = super().state_header()
+        header["sizes"].update(
+            embedding_dim=self.embedding_dim, hidden_dim=self.hidden_dim, tower_score=self.tower_score
+        )
+        return header
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the learner has learned and where it stands: both stages, the round count, the generator.
+
+        Tensors and plain Python values only (``torch.load(..., weights_only=True)`` reads it back).
+        The arm representations are not stored: they are recomputed from the towers at loading.
+        """
+        item_stage = self._require()
+        topic = self.topic_stage
+        return {
+            **self.state_header(),
+            "rounds": self.rounds,
+            "rng": self.rng.bit_generator.state,
+            "item_stage": item_stage.state_dict(),  # type: ignore[attr-defined]
+            "topic_stage": None if topic is None else topic.state_dict(),  # type: ignore[attr-defined]
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from what :meth:`state_dict` returned; resets first if the learner was never reset.
+
+        The hyperparameters that do not shape the state (``beta``, ``lr``, the schedules, ...)
+        stay this learner's own.
+
+        Raises:
+            ValueError: the state is of another learner, or of this one at other sizes.
+        """
+        self.check_state(state)
+        if self.item_stage is None:
+            self.reset()
+        self.item_stage.load_state_dict(state["item_stage"])  # type: ignore[union-attr]
+        if self.topic_stage is not None:
+            self.topic_stage.load_state_dict(state["topic_stage"])  # type: ignore[attr-defined]
+        self.rounds = int(state["rounds"])
+        self.rng.bit_generator.state = state["rng"]
+
+    def save(self, path: str | Path) -> None:
+        """Write :meth:`state_dict` to ``path`` (``torch.save``)."""
+        torch.save(self.state_dict(), path)
+
+    def load(self, path: str | Path) -> None:
+        """Restore what :meth:`save` wrote (``torch.load(..., weights_only=True)``).
+
+        Raises:
+            ValueError: the file holds another learner's state, or this learner's at other sizes.
+        """
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            self.load_state_dict(state)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None

@@ -66,14 +66,14 @@ def test_wrong_types_are_refused_by_name(family: str, name: str) -> None:
     env = env_for(family, name)
 
     @given(st.data())
-    def check(data: st.DataObject) -> None:
+    def agent_wrong_types(data: st.DataObject) -> None:
         arg = data.draw(st.sampled_from(sorted(args)), label="argument")
         value = data.draw(invalid_for(args[arg], arg), label="value")
         with pytest.raises(ValueError) as caught:
             agents.make(name, env, **{arg: value}).reset(0)
         assert arg in str(caught.value), f"{arg}={value!r}: the error does not name {arg!r}: {caught.value}"
 
-    check()
+    agent_wrong_types()
 
 
 @pytest.mark.parametrize(("family", "name"), LEARNERS)
@@ -84,7 +84,7 @@ def test_edge_values_are_refused_by_name_or_work(family: str, name: str) -> None
     env = env_for(family, name)
 
     @given(st.data())
-    def check(data: st.DataObject) -> None:
+    def agent_edge_values(data: st.DataObject) -> None:
         arg = data.draw(st.sampled_from(sorted(args)), label="argument")
         value = data.draw(extreme_for(args[arg]), label="value")
         try:
@@ -95,7 +95,7 @@ def test_edge_values_are_refused_by_name_or_work(family: str, name: str) -> None
         env.reset(seed=0)
         agent.reset(0)
 
-    check()
+    agent_edge_values()
 
 
 @pytest.mark.parametrize(("family", "name"), LEARNERS)
@@ -105,11 +105,11 @@ def test_unknown_and_preset_arguments_are_refused_by_name(family: str, name: str
     known = set(hints(spec.factory))
 
     @given(st.from_regex(r"[a-z][a-z_]{0,12}", fullmatch=True).filter(lambda a: a not in known))
-    def unknown(arg: str) -> None:
+    def agent_unknown_kwargs(arg: str) -> None:
         with pytest.raises(ValueError, match=arg):
             agents.make(name, env, **{arg: 1})
 
-    unknown()
+    agent_unknown_kwargs()
     for arg, value in spec.defaults.items():
         with pytest.raises(ValueError, match=f"fixes .*{arg}="):
             agents.make(name, env, **{arg: value})
