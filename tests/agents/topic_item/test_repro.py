@@ -15,6 +15,7 @@ seeds 0-1. What they assert was measured first at that scale over seeds 0-5 (cum
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,16 @@ import pytest
 from agents.bench.claims import CLAIMS
 from agents.bench.cli import main
 from agents.bench.config import BenchError
-from agents.bench.topic_item_claims import PAPER_TABLE4, PAPER_TABLE5, POLICIES, env_steps
+from agents.bench.topic_item_claims import (
+    PAPER_TABLE4,
+    PAPER_TABLE5,
+    POLICIES,
+    TABLE6_PAIR,
+    TABLE6_RATIO,
+    _table6,
+    env_steps,
+    sublinear,
+)
 
 ROUNDS = 100
 ARGS = ["--steps", str(ROUNDS), "--seeds", "0-1", "--workers", "2", "--no-progress"]
@@ -113,3 +123,48 @@ def test_fig3_dynamic_topics_against_the_ablation(results: Path, capsys):
     text = capsys.readouterr().out
     assert "no dynamic" in text and "1674 / 1403" in text
     assert f"reproduced: {'yes' if result['reproduced'] else 'no'}" in text
+
+
+def test_table6_ratio_and_verdicts_at_tiny_sizes(capsys):
+    """Structure only, at 10^3 and 10^4 items and 3 rounds: never a timing value."""
+    pytest.importorskip("torch")
+    assert CLAIMS["topicitem-table6"].sizes == (10_000, 100_000)
+    assert CLAIMS["topicitem-table6-full"].sizes == (10_000, 100_000, 1_000_000)
+    claim = _table6("table6-tiny", (1_000, 10_000), 3, (0,), "tiny")
+    result = claim.run(workers=1, progress=False)
+    assert result["rounds"] == 3 and result["threshold"] == TABLE6_RATIO
+    assert [s["n_items"] for s in result["sizes"]] == [1_000, 10_000]
+    for size, check in zip(result["sizes"], result["checks"], strict=True):
+        assert math.isfinite(size["ratio"]) and size["ratio"] > 0
+        assert all(size["decision_ms"][p] > 0 for p in TABLE6_PAIR)
+        assert all(size["ctr"][p] is not None for p in TABLE6_PAIR)
+        assert check["holds"] is (float(f"{size['ratio']:.2f}") >= TABLE6_RATIO)
+        assert check["paper"] == {"MIND": True, "ML-20M": True}  # 7.71x and 3.00x
+    assert result["reproduced"] is all(c["holds"] for c in result["checks"])
+    text = claim.render(result)
+    assert f"{result['sizes'][1]['ratio']:.2f}" in text and "7.71x (MIND)" in text and "3.00x (ML-20M)" in text
+
+
+def test_sublinear_reads_the_halves_of_a_curve():
+    assert sublinear({"rounds": [2, 4], "mean": [3.0, 4.0]}) == (3.0, 1.0)  # concave: sublinear
+    first, last = sublinear({"rounds": [1, 2, 3, 4], "mean": [1.0, 2.0, 4.0, 8.0]})
+    assert (first, last) == (2.0, 6.0)
+
+
+@pytest.mark.repro
+def test_fig4_regret_png_and_sublinear_verdicts(tmp_path: Path):
+    pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
+    result = CLAIMS["topicitem-fig4"].run(60, [0, 1], workers=2, out=tmp_path, progress=False)
+    assert Path(result["figure"]).is_file() and Path(result["figure"]).parent == tmp_path
+    assert Path(result["figure"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cells = {c["policy"]: c for c in result["cells"]}
+    assert len(result["checks"]) == len(cells) == 4
+    for check, (policy, cell) in zip(result["checks"], cells.items(), strict=True):
+        assert policy in check["check"]
+        curve = cell["regret_curve"]
+        assert curve["rounds"][-1] == 60 and len(curve["mean"]) == len(curve["sd"]) == len(curve["rounds"])
+        first, last = sublinear(curve)
+        assert (check["first_half"], check["last_half"]) == (first, last)
+        assert check["holds"] is (last < first)
+    assert result["reproduced"] is all(c["holds"] for c in result["checks"])
