@@ -27,6 +27,7 @@ from twostage_gym.core.metrics import (
 from twostage_gym.core.rewards import LinearReward, unit_sphere
 from twostage_gym.core.streams import UserStream, round_generator
 from twostage_gym.core.topics import TopicIndex, dyna_topic_rec, power_law_sizes, sort_topics, top_topic_groups
+from twostage_gym.core.tree import ItemTree, beam_search, build_tree
 
 __all__ = [
     "CLICK_MODELS",
@@ -34,11 +35,14 @@ __all__ = [
     "ORACLE_INFO_KEYS",
     "ClickModel",
     "GaussianContexts",
+    "ItemTree",
     "LateStageRanker",
     "LinearReward",
     "Prop2Contexts",
     "TopicIndex",
     "UserStream",
+    "beam_search",
+    "build_tree",
     "dinkelbach_sets",
     "dyna_topic_rec",
     "log_checkpoints",
