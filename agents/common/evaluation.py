@@ -191,6 +191,8 @@ def evaluate_batched(
         "num_checkpoints": int(num_checkpoints),
     }
     if state_file is not None:
+        if type(agent).state_dict is BatchedAgent.state_dict:
+            raise ValueError(f"state_file: {type(agent).__name__} cannot save its state (it has no state_dict)")
         if not hasattr(vec_env, "get_state"):
             raise ValueError(f"state_file: the vector env of {env.spec.id} cannot save its state")
         if Path(state_file).exists():

@@ -17,6 +17,7 @@ Ties go to the lower row, as the env breaks them.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -114,18 +115,18 @@ class ArmTables:
         return np.concatenate([self.features(stage), size[:, None]], axis=1)
 
 
-class Stage:
+class Stage(ABC):
     """One stage's policy: a score for each arm offered, and learning from the served arms' clicks."""
 
+    @abstractmethod
     def scores(self, user: int, z: np.ndarray, arms: np.ndarray) -> np.ndarray:
         """float64 scores of ``arms`` (ids) for ``user`` with features ``z``."""
-        raise NotImplementedError
 
-    def learn(self, user: int, z: np.ndarray, arms: np.ndarray, clicks: np.ndarray) -> None:
-        """Learn from one round: the arms served (one per slot) and their clicks."""
+    def learn(self, user: int, z: np.ndarray, arms: np.ndarray, clicks: np.ndarray) -> None:  # noqa: B027
+        """Learn from one round: the arms served (one per slot) and their clicks (by default, nothing)."""
 
-    def end_round(self, rounds: int) -> None:
-        """Called after each round's feedback, with the number of rounds played so far."""
+    def end_round(self, rounds: int) -> None:  # noqa: B027
+        """Called after each round's feedback, with the number of rounds played so far (by default, a no-op)."""
 
 
 class RandomStage(Stage):
@@ -164,9 +165,9 @@ class TopicItemAgent(Agent):
         self.item_stage: Stage | None = None
         self.topic_stage: Stage | None = None
 
+    @abstractmethod
     def make_stage(self, stage: str, tables: ArmTables, rng: np.random.Generator) -> Stage:
         """The policy of ``stage`` (``"topic"`` or ``"item"``)."""
-        raise NotImplementedError
 
     def reset(self, seed: int | None = None) -> None:
         """Forget everything and reseed; reads the env's static features, so reset the env first."""

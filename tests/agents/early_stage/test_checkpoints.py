@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import agents
@@ -90,3 +91,24 @@ def test_state_arguments_are_checked(tmp_path: Path) -> None:
     nominators = gym.make("TwoStage/Nominators-v0")
     with pytest.raises(ValueError, match="only batched learners save their state"):
         agents.evaluate(agents.make("ucb+ucb", nominators), nominators, 10, seed=0, state_file="x", save_every=5)
+
+
+def test_a_batched_learner_without_state_support_is_refused_up_front(tmp_path: Path) -> None:
+    from agents.common.batched import BatchedAgent
+
+    class Stateless(BatchedAgent):
+        batch_size = 4
+
+        def reset(self, seed=None):
+            pass
+
+        def act(self, observation):
+            return np.zeros((observation.shape[0], ENV_KWARGS["n_items"]), dtype=np.float32)
+
+        def update(self, observation, action, reward, info):
+            pass
+
+    env = gym.make("TwoStage/EarlyStageRanker-v0", **ENV_KWARGS)
+    with pytest.raises(ValueError, match="Stateless cannot save its state"):
+        agents.evaluate(Stateless(), env, 10, seed=0, state_file=tmp_path / "s.pt", save_every=5)
+    assert not (tmp_path / "s.pt").exists()

@@ -196,3 +196,16 @@ def test_import_agents_without_torch():
         "    raise AssertionError('no ImportError')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_factory_signature_matches_the_learner():
+    """agents.make documents the neural learners' arguments through the torch-free factory; they must be the class's."""
+    import inspect
+
+    pytest.importorskip("torch")
+    from agents.topic_item import make_neural
+    from agents.topic_item.neural import NeuralAgent
+
+    factory = inspect.signature(make_neural).parameters
+    learner = inspect.signature(NeuralAgent).parameters
+    assert [(p.name, p.default) for p in factory.values()] == [(p.name, p.default) for p in learner.values()]
