@@ -16,7 +16,7 @@ is in :mod:`agents.common`. Importing ``agents`` does not import torch.
 
 # isort: off
 # Each family registers its learners when imported, in the order of the papers (that of ``names()``).
-from agents import nominators, early_stage, topic_item  # noqa: F401
+from agents import nominators, early_stage, topic_item, tree, selection  # noqa: F401
 
 # isort: on
 from agents.common.base import Agent

@@ -27,6 +27,8 @@ def test_every_example_is_tested():
         "credit_assigned_pg.py",
         "topic_item.py",
         "learned_pools.py",
+        "recommender_selection.py",
+        "tree_beam_search.py",  # tested in tests/agents/tree/test_example.py
     }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
@@ -107,3 +109,12 @@ def test_examples_run_as_scripts():
         [sys.executable, str(EXAMPLES / "quickstart.py"), "--steps", "5"], capture_output=True, text=True, check=True
     )
     assert "cumulative regret" in out.stdout
+
+
+def test_recommender_selection_example(capsys):
+    out = run_example("recommender_selection.py", "--epochs", "2", "--seeds", "1", "--users", "40")
+    assert out["design"].max_gradient <= 10 * (1 + 1e-3) + 1e-9  # Kiefer-Wolfowitz: max_a g_a = d
+    assert out["request_design"].sum() == pytest.approx(1.0) and out["request_design"].min() >= 0
+    for curve in out["recall"].values():
+        assert len(curve) == 2 and 0 <= curve[0] <= curve[1] <= 1
+    assert "cumulative recall per epoch" in capsys.readouterr().out

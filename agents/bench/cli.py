@@ -24,10 +24,15 @@ import gymnasium as gym
 import agents
 import twostage_gym
 from agents.bench import perf_esr as _perf_esr  # noqa: F401  (registers the ESR perf cases)
+from agents.bench import perf_selection as _perf_selection  # noqa: F401  (registers the D-optimal design perf case)
+from agents.bench import perf_selection_env as _perf_selection_env  # noqa: F401  (recommender selection perf cases)
 from agents.bench import perf_topic_item as _perf_topic_item  # noqa: F401  (registers the topic-item perf cases)
+from agents.bench import perf_tree as _perf_tree  # noqa: F401  (registers the tree perf cases)
 from agents.bench import policy_value_tables as _tables  # noqa: F401  (registers the Kiyohara tables)
 from agents.bench import pool_learning as _pools  # noqa: F401  (registers the Hron et al. Sec. 4 claims)
+from agents.bench import selection_claims as _selection  # noqa: F401  (registers the Xu et al. claims)
 from agents.bench import topic_item_claims as _topic_item  # noqa: F401  (registers the topic-item Sec. 4 claims)
+from agents.bench import tree_claims as _tree_claims  # noqa: F401  (registers the Zhang et al. claims)
 from agents.bench.claims import CLAIMS
 from agents.bench.config import (
     BenchError,
@@ -37,10 +42,14 @@ from agents.bench.config import (
     parse_kwargs,
     parse_seeds,
 )
+from agents.bench.executors import EXECUTORS, make_executor
 from agents.bench.leaderboard import write_leaderboard
+from agents.bench.logged_feedback import cmd_log, configure_log
 from agents.bench.perf import PERF_CASES, render_perf, run_perf
 from agents.bench.records import prepare_dir, read_records
-from agents.bench.run import Job, run_into
+from agents.bench.report import cmd_report, configure_report
+from agents.bench.run import Job, distinct, run_into
+from agents.bench.studies import Study, keep_studies, resolve_study, shipped_studies, studies_of
 from agents.bench.suites import SUITES
 
 __all__ = ["COMMANDS", "Command", "main"]
@@ -81,29 +90,49 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--suite",
         choices=sorted(SUITES),
-        help="run a registered suite (the default when neither --env nor --agent is given)",
+        help="run a registered suite: a set of studies (the default when no --study, --env or --agent is given)",
+    )
+    parser.add_argument(
+        "--study",
+        action="append",
+        metavar="FILE|NAME",
+        help="run a study: a TOML file, or the name of a shipped one (repeatable; see 'list studies')",
     )
     parser.add_argument("--env", action="append", metavar="ID", help="environment id (repeatable)")
     parser.add_argument("--agent", action="append", metavar="NAME", help="agent name (repeatable)")
     parser.add_argument(
         "--seeds",
         metavar="SEEDS",
-        help="seeds: '0-9', '0,3,5', '7' or a mix like '0-4,8' (default 0-9, or the suite's)",
+        help="seeds: '0-9', '0,3,5', '7' or a mix like '0-4,8' (default 0-9, or the studies')",
     )
     parser.add_argument(
         "--steps",
         type=_positive_int,
         metavar="N",
-        help="horizon T (default: the env's max_episode_steps, or the suite's)",
+        help="horizon T (default: the env's max_episode_steps, or the studies')",
     )
     parser.add_argument("--env-kwargs", metavar="JSON", help="JSON object of gym.make kwargs, for every --env")
     parser.add_argument("--agent-kwargs", metavar="JSON", help="JSON object of agents.make kwargs, for every --agent")
-    parser.add_argument("--out", metavar="DIR", help="results directory (default results/<suite> for a suite)")
+    parser.add_argument(
+        "--out", metavar="DIR", help="results directory (default results/<suite>, or results/<study> for one study)"
+    )
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="where jobs compute: local processes (default) or a Ray cluster (the 'distributed' extra); "
+        "either way only this process writes DIR",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="auto|HOST:PORT",
+        help="with --executor ray: the cluster to join (default: start a local one with --workers CPUs)",
+    )
     parser.add_argument(
         "--workers",
         type=_positive_int,
         metavar="K",
-        help="worker processes (default: os.cpu_count(); 1 runs in-process)",
+        help="worker processes, or the CPUs of a local Ray cluster (default: os.cpu_count(); 1 runs in-process)",
     )
     parser.add_argument(
         "--checkpoint-every",
@@ -117,14 +146,24 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     _add_json(parser)
 
 
-def _run_jobs(args: argparse.Namespace) -> tuple[list[Job], str, str | None]:
-    """The jobs, results directory and suite name that ``run``'s arguments ask for."""
+@dataclass(frozen=True)
+class _Plan:
+    """What ``run``'s arguments ask for: the jobs, the results directory and the studies behind them."""
+
+    jobs: list[Job]
+    out: str
+    suite: str | None
+    studies: tuple[Study, ...]
+
+
+def _run_plan(args: argparse.Namespace) -> _Plan:
+    """The jobs, results directory, suite and studies that ``run``'s arguments ask for."""
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     if args.env or args.agent:
-        if args.suite:
-            raise BenchError("give either --suite or --env/--agent, not both")
+        if args.suite or args.study:
+            raise BenchError("give either --suite, --study or --env/--agent, not several")
         if not (args.env and args.agent):
-            raise BenchError("a custom run needs at least one --env and one --agent (or use --suite)")
+            raise BenchError("a custom run needs at least one --env and one --agent (or use --study or --suite)")
         if args.out is None:
             raise BenchError("a custom run needs --out DIR")
         check_names((env_id, agent) for env_id in args.env for agent in args.agent)
@@ -136,31 +175,57 @@ def _run_jobs(args: argparse.Namespace) -> tuple[list[Job], str, str | None]:
             for agent in args.agent
             for seed in (seeds if seeds is not None else range(10))
         ]
-        return jobs, args.out, None
+        return _Plan(jobs, args.out, None, ())
     if args.env_kwargs is not None or args.agent_kwargs is not None:
-        raise BenchError("--env-kwargs and --agent-kwargs apply to --env/--agent runs, not to a suite")
+        raise BenchError("--env-kwargs and --agent-kwargs apply to --env/--agent runs, not to a suite or study")
+    if args.study:
+        if args.suite:
+            raise BenchError("give either --suite or --study, not both")
+        studies = tuple(map(resolve_study, dict.fromkeys(args.study)))
+        names = [study.name for study in studies]
+        if len(set(names)) != len(names):
+            raise BenchError(f"two --study files have the same name {max(names, key=names.count)!r}")
+        if len(studies) > 1 and args.out is None:
+            raise BenchError("a run of several studies needs --out DIR")
+        out = args.out or str(Path("results") / studies[0].name)
+        jobs = distinct(job for study in studies for job in study.jobs(seeds, args.steps))
+        return _Plan(jobs, out, None, studies)
     name = args.suite or "default"
-    return SUITES[name].jobs(seeds, args.steps), args.out or str(Path("results") / name), name
+    suite = SUITES[name]
+    return _Plan(suite.jobs(seeds, args.steps), args.out or str(Path("results") / name), name, suite.studies)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    jobs, out, suite = _run_jobs(args)
+    plan = _run_plan(args)
+    out = plan.out
     board_file = Path(out) / "leaderboard.md"
     if not args.no_leaderboard and board_file.is_dir():  # found now, not after every job has run
         raise BenchError(f"cannot write the leaderboard to {board_file}: it is a directory (or use --no-leaderboard)")
+    executor = make_executor(args.executor, args.workers or os.cpu_count() or 1, args.address)
     try:
-        summary = run_into(out, jobs, args.workers, progress=not args.no_progress, save_every=args.checkpoint_every)
+        summary = run_into(
+            out,
+            plan.jobs,
+            args.workers,
+            progress=not args.no_progress,
+            save_every=args.checkpoint_every,
+            executor=executor,
+        )
     except KeyboardInterrupt:
+        keep_studies(out, plan.studies)
         saved = len(read_records(out, warn=False))
         print(
             f"\n{PROG}: interrupted; {saved} records are saved in {out}. Run the same command to resume.",
             file=sys.stderr,
         )
         return 130
-    summary["suite"] = suite
+    keep_studies(out, plan.studies)
+    summary["suite"] = plan.suite
+    summary["studies"] = [study.name for study in plan.studies]
+    summary["executor"] = args.executor
     if not args.no_leaderboard:
         records = read_records(out, warn=False)  # run_into has warned about any bad line already
-        board = write_leaderboard(records, board_file, source=out)
+        board = write_leaderboard(records, board_file, source=out, studies=studies_of(Path(out), plan.studies))
         summary["leaderboard"] = {k: board[k] for k in ("markdown_file", "plots", "plot_note")}
     if args.json:
         _print_json(summary)
@@ -188,6 +253,12 @@ def _configure_leaderboard(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", metavar="FILE", help="Markdown file to write (default DIR/leaderboard.md); plots go beside it"
     )
+    parser.add_argument(
+        "--study",
+        action="append",
+        metavar="FILE|NAME",
+        help="tabulate these studies only (repeatable; default: the shipped ones and those kept in DIR/studies)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="do not draw the regret curves")
     _add_json(parser)
 
@@ -196,11 +267,15 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     source = Path(args.dir)
     if not source.exists():
         raise BenchError(f"no such results directory or file: {source}")
+    chosen = [resolve_study(text) for text in args.study or ()]
     records = read_records(source)
     if not records:
         raise BenchError(f"no records in {source} (expected JSON lines written by '{PROG} run')")
-    default = (source if source.is_dir() else source.parent) / "leaderboard.md"
-    board = write_leaderboard(records, args.out or default, source=str(source), plots=not args.no_plots)
+    folder = source if source.is_dir() else source.parent
+    studies = chosen or studies_of(folder)
+    board = write_leaderboard(
+        records, args.out or folder / "leaderboard.md", source=str(source), plots=not args.no_plots, studies=studies
+    )
     if args.json:
         _print_json({k: v for k, v in board.items() if k != "markdown"})
     else:
@@ -212,7 +287,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 # -- list -----------------------------------------------------------------------------------
-_LISTS = ("envs", "agents", "suites", "claims", "perf")
+_LISTS = ("envs", "agents", "suites", "studies", "claims", "perf")
 
 
 def _configure_list(parser: argparse.ArgumentParser) -> None:
@@ -230,6 +305,19 @@ def _listing(what: str) -> list[dict[str, Any]]:
         return [{"name": s.name, "family": s.family, "description": s.description} for s in agents.registry.values()]
     if what == "suites":
         return [{"name": s.name, "jobs": len(s.jobs()), "description": s.description} for s in SUITES.values()]
+    if what == "studies":
+        default = shipped_studies()
+        return [
+            {
+                "name": s.name,
+                "suite": "default" if s.name in default else "full-scale",
+                "jobs": len(s.jobs()),
+                "steps": s.steps,
+                "title": s.title,
+                "file": s.path,
+            }
+            for s in shipped_studies(full=True).values()
+        ]
     if what == "claims":
         return [{"name": c.name, "title": c.title, "source": c.source} for c in CLAIMS.values()]
     return [{"name": c.name, "description": c.description} for c in PERF_CASES.values()]
@@ -246,6 +334,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"{item['id']:<32} T={item['max_episode_steps']:<6} {kwargs}")
         elif args.what == "agents":
             print(f"{item['name']:<16} {item['family']:<20} {item['description']}")
+        elif args.what == "studies":
+            jobs = f"{item['jobs']:>4} jobs x T={item['steps']:<7}"
+            print(f"{item['name']:<24} {item['suite']:<10} {jobs} {item['title']}")
         else:
             rest = [v for k, v in item.items() if k != "name"]
             print(f"{item['name']:<20} " + "  ".join(str(v) for v in rest))
@@ -336,26 +427,31 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Command] = {
     "run": Command(
-        "run envs x agents x seeds (or a suite) into a results directory",
+        "run envs x agents x seeds, a study or a suite into a results directory (locally or on Ray)",
         "Run every (env, agent, seed) job and append one JSON record per job to DIR/records.jsonl.\n"
         "Records already in DIR are skipped, so an interrupted run resumes by running the same\n"
-        "command again. Without --env/--agent, runs the default suite into results/default.\n"
+        "command again. --study FILE runs a study (a TOML grid; see 'list studies' for the shipped\n"
+        "ones); without --study/--env/--agent, runs the default suite (the shipped studies) into\n"
+        "results/default. --executor ray runs the jobs on a Ray cluster; only this process writes DIR.\n"
         "Afterwards the leaderboard of DIR is written to DIR/leaderboard.md (unless --no-leaderboard).",
         _configure_run,
         _cmd_run,
     ),
     "leaderboard": Command(
-        "Markdown leaderboard (mean regret, 95%% CI, stage shares) and regret plots of a results directory",
-        "One table per env configuration, sorted by mean cumulative regret: seeds, mean with a 95%\n"
-        "confidence interval (Student t), regret / T, nominator and ranker shares of regret, wall time.\n"
-        "A PNG of the mean regret curves per env configuration is written beside the table.",
+        "Markdown leaderboard (a table per study, 95%% CIs) and plots of a results directory",
+        "One table per study run into DIR (or, for older records, per default study): rows are agents,\n"
+        "columns the swept values, each cell the mean over seeds with a 95% confidence interval\n"
+        "(Student t), and whether the paper's predicted ordering holds in every column. Records outside\n"
+        "the studies get one table per env configuration, sorted by mean cumulative regret: seeds, mean\n"
+        "with a 95% interval, regret / T, nominator and ranker shares of regret, wall time.\n"
+        "A PNG of the mean curves per table is written beside the Markdown file.",
         _configure_leaderboard,
         _cmd_leaderboard,
     ),
     "list": Command(
-        "list environments, agents, suites, claims or perf cases",
+        "list environments, agents, suites, studies, claims or perf cases",
         "List what the bench knows: env ids, agent names (with family and description), suites,\n"
-        "reproducible claims and perf cases.",
+        "shipped studies (the default suite's and the full-scale ones), reproducible claims and perf cases.",
         _configure_list,
         _cmd_list,
     ),
@@ -374,6 +470,23 @@ COMMANDS: dict[str, Command] = {
         _configure_reproduce,
         _cmd_reproduce,
     ),
+    "log": Command(
+        "log bandit feedback with exact propensities (Open Bandit Pipeline's layout) to a .npz file",
+        "Run a learner online for N rounds and write every round with the exact probability that it\n"
+        "took the logged action: the served item's (Nominators), or the Plackett-Luce probability\n"
+        "of the sampled candidate set (early-stage ranker). load_logged_feedback(FILE) in\n"
+        "agents.bench.logged_feedback returns OBP's bandit_feedback dictionary.",
+        configure_log,
+        cmd_log,
+    ),
+    "report": Command(
+        "one self-contained static HTML page of a results directory: tables, curves, verdicts",
+        "Write DIR/report.html (or --out FILE), viewable offline: the study and leaderboard tables,\n"
+        "regret curves with 95% CI bands, regret split by stage, policy value against steps, and\n"
+        "the verdicts of the claims whose cells have records in DIR (judged on them; nothing is run).",
+        configure_report,
+        cmd_report,
+    ),
 }
 """Subcommands by name, in ``--help`` order."""
 
@@ -383,6 +496,8 @@ examples:
   {PROG} run --suite default                      # the default suite into results/default, then its leaderboard
   {PROG} run --env TwoStage/Nominators-v0 --agent ucb+ucb --agent random --seeds 0-4 --steps 500 --out results/mine
   {PROG} leaderboard results/mine
+  {PROG} run --study hron2021-prop2 --seeds 0-4           # one study: one table, agents x swept values
+  {PROG} run --study my-study.toml --executor ray --address auto --out results/mine
   {PROG} reproduce hron2021-prop2 --steps 2000 --seeds 0-4
   {PROG} perf --quick
   {PROG} list agents

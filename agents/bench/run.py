@@ -1,7 +1,9 @@
 """Running jobs (a config and a seed each) on local processes, with progress and resumable output.
 
-Only the driver (the process that calls :func:`execute`) writes records; the pool's workers only
-compute them, and they die with the driver however it ends, even by SIGKILL (see :func:`init_worker`).
+Only the driver (the process that calls :func:`execute` or :func:`run_into`) writes records; the
+pool's workers only compute them, and they die with the driver however it ends, even by SIGKILL
+(see :func:`init_worker`). :func:`run_into` can also hand the jobs to another executor (a Ray
+cluster, :mod:`agents.bench.executors`), under the same rules.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import agents
 import twostage_gym
@@ -34,6 +36,9 @@ from agents.bench.records import (
     results_lock,
 )
 from agents.common.batched import BatchedAgent
+
+if TYPE_CHECKING:  # executors imports this module
+    from agents.bench.executors import Executor
 
 __all__ = ["STATES_DIR", "Job", "Progress", "StateSaving", "distinct", "execute", "init_worker", "run_into", "run_job"]
 
@@ -273,6 +278,7 @@ def run_into(
     workers: int | None = None,
     progress: bool = True,
     save_every: int | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run the ``jobs`` whose records ``out_dir`` does not hold yet, appending each to ``records.jsonl``.
 
@@ -289,6 +295,8 @@ def run_into(
         save_every: the jobs of batched learners save their state in ``out_dir/states`` every
             ``save_every`` steps, and a rerun resumes each from its last state instead of step 0
             (:class:`StateSaving`); None saves nothing.
+        executor: where the jobs compute (:mod:`agents.bench.executors`, e.g. a Ray cluster);
+            None: ``workers`` local processes. Either way only this process writes records.
 
     Returns:
         A JSON-serialisable summary: ``out``, ``records_file``, ``jobs`` (distinct), ``skipped``,
@@ -313,7 +321,8 @@ def run_into(
         unique = distinct(jobs)
         todo = [job for job in unique if job.key not in done]
 
-        states = None if save_every is None else StateSaving(str(out / STATES_DIR), int(save_every))
+        # Absolute: a Ray worker does not share the driver's working directory.
+        states = None if save_every is None else StateSaving(str((out / STATES_DIR).resolve()), int(save_every))
 
         def write(record: dict[str, Any]) -> None:
             try:
@@ -327,7 +336,10 @@ def run_into(
                 states.file(record["config_hash"], record["seed"]).unlink(missing_ok=True)
 
         start = time.perf_counter()
-        failures = execute(todo, workers or os.cpu_count() or 1, write, progress, states=states)
+        if executor is None:
+            failures = execute(todo, workers or os.cpu_count() or 1, write, progress, states=states)
+        else:
+            failures = executor.run(todo, write, progress, states=states)
     return {
         "out": str(out),
         "records_file": str(file),

@@ -57,3 +57,15 @@ class Agent(ABC):
     @abstractmethod
     def update(self, observation: Any, action: Any, reward: float, info: Mapping[str, Any]) -> None:
         """Learn from one round: the observation acted on, the action, its reward and public info."""
+
+    def action_probabilities(self, observation: Any) -> np.ndarray | None:
+        """Optional: the exact probability that this round's action serves each item, or ``None``.
+
+        For a stochastic learner, the logging propensities of ``twostage-bench log``: the
+        marginal distribution of the item the env serves for ``observation`` under the policy
+        that the next :meth:`act` on the same observation draws from (the family says which
+        items, e.g. the catalog of the Nominators env). A deterministic learner may give a
+        one-hot vector. Calling it must not change what :meth:`act` does next. The default, ``None``,
+        means the learner does not give them.
+        """
+        return None

@@ -29,6 +29,13 @@ class RandomAgent(Agent):
     def act(self, observation: np.ndarray) -> np.ndarray:
         return self.rng.integers(self.nvec)
 
+    def action_probabilities(self, observation: np.ndarray) -> np.ndarray:
+        """P(served item): sum over the pools n holding it of 1/N (the ranker's pick) x 1/|A_n|."""
+        sizes = self.env.pool_sizes
+        probs = np.zeros(self.env.n_items)
+        np.add.at(probs, np.concatenate(self.env.pools), np.repeat(1.0 / (len(sizes) * sizes), sizes))
+        return probs
+
     def update(self, observation: Any, action: Any, reward: float, info: Mapping[str, Any]) -> None:
         """Nothing to learn."""
 

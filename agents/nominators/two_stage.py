@@ -220,6 +220,24 @@ class TwoStageAgent(Agent):
     def act(self, observation: np.ndarray) -> np.ndarray:
         return self._decide(observation)[0].copy()
 
+    def action_probabilities(self, observation: np.ndarray) -> np.ndarray | None:
+        """P(served item) for ``observation`` (the draw that :meth:`act` then returns is made here).
+
+        One-hot on the served item when no stage is PG; the one nominator's softmax over the
+        catalog for the single-stage PG. ``None`` for a PG stage in a two-stage system, whose
+        served item's marginal would sum over every candidate set.
+        """
+        action, (_, nom_probs), _, candidates = self._decide(observation)
+        probs = np.zeros(self.env.n_items)
+        if "pg" not in (self.ranker, self.nominator):
+            probs[candidates[action[-1]]] = 1.0
+            return probs
+        if self.ranker is None:
+            # Padding entries repeat the pool's last item with probability 0 (masked).
+            np.add.at(probs, self.pool_items[0], nom_probs[0])
+            return probs
+        return None
+
     def update(self, observation: np.ndarray, action: Any, reward: float, info: Mapping[str, Any]) -> None:
         action = np.asarray(action)
         _, (views, nom_probs), (rank_X, rank_probs), decided_candidates = self._decide(observation)

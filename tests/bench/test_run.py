@@ -127,7 +127,11 @@ def test_process_pool_and_suite_with_reduced_horizon(tmp_path: Path) -> None:
     records = [json.loads(line) for line in _lines(out)]
     assert len(records) == len(SUITES["default"].jobs(seeds=[0]))
     assert {r["steps"] for r in records} == {20}
-    assert (out / "leaderboard.md").exists()
+    markdown = (out / "leaderboard.md").read_text()
+    # One table per paper effect (shipped study), and no per-env tables beside them.
+    assert [line for line in markdown.splitlines() if line.startswith("## ")] == [
+        f"## {study.name}: {study.title} (T = 20)" for study in SUITES["default"].studies
+    ]
 
 
 @pytest.mark.parametrize(
@@ -191,11 +195,12 @@ def test_parse_seeds_many() -> None:
 
 def test_default_suite_layout() -> None:
     jobs = SUITES["default"].jobs()
-    # Fig. 3: 2 values of rho x (7 two-stage agents + single-stage ucb); Fig. 4: 3 values of N;
-    # Prop. 2: 2 envs x 2 training modes. Ten seeds each. Kiyohara et al.: 4 ESR methods, five seeds.
-    assert len(jobs) == (2 * 8 + 3 + 2 * 2) * 10 + 4 * 5
+    # The shipped studies. Fig. 3: 2 values of rho x (5 two-stage agents, 3 single-stage ones, random
+    # and oracle); Fig. 4: 4 values of N; Prop. 2: 2 envs x 2 training modes. Ten seeds each.
+    # Kiyohara et al.: 4 ESR methods, five seeds.
+    assert len(jobs) == (2 * 10 + 4 + 2 * 2) * 10 + 4 * 5
     assert len({job.key for job in jobs}) == len(jobs)
-    assert {job.config.agent for job in jobs} >= {"ucb+ucb", "pg+pg", "random", "oracle", "ucb"}
+    assert {job.config.agent for job in jobs} >= {"ucb+ucb", "pg+pg", "random", "oracle", "ucb", "greedy", "pg"}
 
 
 def test_plain_progress_and_no_plots_without_optional_packages(

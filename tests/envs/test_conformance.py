@@ -14,13 +14,14 @@ import twostage_gym
 
 # Contexts are Gaussian, hence unbounded; the Box says so honestly and gymnasium warns about it.
 # SB3 warns that a 2-D (items x features) observation is not an image nor a vector; its
-# MlpPolicy flattens it, so PPO and A2C take it as is.
+# MlpPolicy flattens it, so PPO and A2C take it as is. A Dict observation's 2-D entry (the tree's
+# candidate features) gets the same warning with the key's name, and MultiInputPolicy takes it.
 # Scores-as-actions (ESR logits) are a Box whose scale means something (it sets how greedy the
 # Plackett-Luce sampling is), so it is not normalised to [-1, 1]; both checkers recommend that.
 EXPECTED_WARNINGS = (
     "A Box observation space minimum value is -infinity",
     "A Box observation space maximum value is infinity",
-    "Your observation  has an unconventional shape",
+    "has an unconventional shape",
     "For Box action spaces, we recommend using a symmetric and normalized space",
     "We recommend you to use a symmetric and normalized Box action space",
 )
@@ -101,6 +102,14 @@ def bad_actions_for(space: gym.Space) -> dict[str, tuple[np.ndarray, str]]:
             "above first bound": (np.where(first, nvec[0], 0), "outside"),
             "above last bound": (np.where(last, nvec[-1], 0), "outside"),
             "negative": (np.full(len(nvec), -1), "outside"),
+        }
+    if isinstance(space, gym.spaces.Discrete):
+        n, start = int(space.n), int(space.start)
+        return {
+            "above bound": (np.int64(start + n), "outside"),
+            "negative": (np.int64(start - 1), "outside"),
+            "float": (np.float64(start), "integer"),
+            "wrong shape": (np.full(1, start, dtype=np.int64), "integer"),
         }
     if isinstance(space, gym.spaces.Box):
         zeros = np.zeros(space.shape, dtype=space.dtype)
@@ -203,8 +212,9 @@ def test_every_id_is_in_env_ids():
 def test_sb3_algorithms_take_the_spaces_as_they_are(env_id, algo):
     sb3 = pytest.importorskip("stable_baselines3")
     env = gym.make(env_id, max_episode_steps=20)
+    policy = "MultiInputPolicy" if isinstance(env.observation_space, gym.spaces.Dict) else "MlpPolicy"
     model = getattr(sb3, algo)(
-        "MlpPolicy", env, n_steps=16, seed=0, device="cpu", **({"batch_size": 16} if algo == "PPO" else {})
+        policy, env, n_steps=16, seed=0, device="cpu", **({"batch_size": 16} if algo == "PPO" else {})
     )
     model.learn(total_timesteps=32)
     obs, _ = env.reset(seed=0)

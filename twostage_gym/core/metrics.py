@@ -40,6 +40,7 @@ ORACLE_INFO_KEYS = frozenset(
         "optimal_item",
         "recall",
         "lsr_gap",
+        "positive",
     }
 )
 """Keys of ``info`` that reveal the true reward model; learners in ``agents`` never read them."""

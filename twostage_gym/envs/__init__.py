@@ -2,8 +2,10 @@
 
 from twostage_gym.envs.early_stage_ranker import EarlyStageRankerEnv, EarlyStageRankerVectorEnv
 from twostage_gym.envs.nominators import NominatorsEnv, NominatorsVectorEnv
+from twostage_gym.envs.recommender_selection import RecommenderSelectionEnv
 from twostage_gym.envs.registration import ENV_IDS, register_envs
 from twostage_gym.envs.topic_item import TopicItemEnv, TopicItemVectorEnv
+from twostage_gym.envs.tree_retrieval import TreeRetrievalEnv, TreeRetrievalVectorEnv
 
 __all__ = [
     "ENV_IDS",
@@ -11,7 +13,10 @@ __all__ = [
     "EarlyStageRankerVectorEnv",
     "NominatorsEnv",
     "NominatorsVectorEnv",
+    "RecommenderSelectionEnv",
     "TopicItemEnv",
     "TopicItemVectorEnv",
+    "TreeRetrievalEnv",
+    "TreeRetrievalVectorEnv",
     "register_envs",
 ]

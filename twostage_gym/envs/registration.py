@@ -49,6 +49,19 @@ _SPECS: dict[str, dict[str, Any]] = {
         "max_episode_steps": 4000,
         "kwargs": {},
     },
+    # Levelwise: one step per tree level; 5000 steps are 1000 queries at the defaults (L = 5).
+    "TwoStage/TreeRetrieval-v0": {
+        "entry_point": "twostage_gym.envs.tree_retrieval:TreeRetrievalEnv",
+        "vector_entry_point": "twostage_gym.envs.tree_retrieval:TreeRetrievalVectorEnv",
+        "max_episode_steps": 5000,
+        "kwargs": {},
+    },
+    # The env terminates after n_epochs epochs itself; 18,860 is MovieLens-100K's 943 users x 20 epochs.
+    "TwoStage/RecommenderSelection-v0": {
+        "entry_point": "twostage_gym.envs.recommender_selection:RecommenderSelectionEnv",
+        "max_episode_steps": 18_860,
+        "kwargs": {},
+    },
 }
 
 ENV_IDS: tuple[str, ...] = tuple(_SPECS)

@@ -52,12 +52,13 @@ def toy_family(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_every_family_and_name() -> None:
-    assert list(agents.families) == ["nominators", "early-stage-ranker", "topic-item"]
+    assert list(agents.families) == ["nominators", "early-stage-ranker", "topic-item", "tree", "selection"]
     assert list(agents.registry) == [(s.family, s.name) for s in agents.registry.values()]
     nominators, early = agents.names("nominators"), agents.names("early-stage-ranker")
     topic_item = agents.names("topic-item")
     # Each name once: the topic-item family's 'random' is listed with the nominators' already.
-    assert agents.names() == list(dict.fromkeys(nominators + early + topic_item))
+    later = agents.names("tree") + agents.names("selection")
+    assert agents.names() == list(dict.fromkeys(nominators + early + topic_item + later))
     assert "random" in nominators and "ca-pg" in early and "2-s-n-gblm-ucb" in topic_item
     assert agents.families["early-stage-ranker"].package == "agents.early_stage"
     assert agents.families["topic-item"].package == "agents.topic_item"
@@ -119,8 +120,8 @@ def test_registration_rules(toy_family: str) -> None:
     families, registry = dict(reg.families), dict(reg.registry)
     with pytest.raises(ValueError, match="'random' is already registered in the family 'toy'"):
         reg.register("random", ToyRandom, family="toy", description="again")
-    with pytest.raises(ValueError, match="unknown agent family 'tree'"):
-        reg.register("beam", ToyRandom, family="tree", description="no family")
+    with pytest.raises(ValueError, match="unknown agent family 'no-such-family'"):
+        reg.register("beam", ToyRandom, family="no-such-family", description="no family")
     with pytest.raises(ValueError, match="family 'toy' is already registered"):
         reg.register_family("toy", ToyEnv, package=__name__)
 
@@ -152,7 +153,7 @@ def test_no_family_imports_another_family() -> None:
     """A family imports ``agents.common`` (and ``twostage_gym``), never another family; ``common``
     imports no family."""
     families = {agents.families[f].package.split(".")[1] for f in agents.families}
-    assert families == {"nominators", "early_stage", "topic_item"}
+    assert families == {"nominators", "early_stage", "topic_item", "tree", "selection"}
     for package in [*families, "common"]:
         for path in (AGENTS_DIR / package).rglob("*.py"):
             others = (_imported_packages(path) & families) - {package}
