@@ -12,7 +12,7 @@ JSON-serialisable dict::
         "metric": "cumulative_regret", "better": "lower",        # or "higher"
         "column_key": "misspecification",                        # None: a single column ""
         "columns": ["2", "4"],                                   # column labels, in the study's order
-        "rows": [{"label": "ucb+ucb", "agent": "ucb+ucb", "agent_kwargs": {},
+        "rows": [{"label": "ucb+ucb", "agent": "ucb+ucb", "agent_kwargs": {}, "steps_per_round": 1,
                   "cells": [cell or None, ...]}, ...],           # one cell per column; None: no records
         "claim": None or {"text": str, "holds": True | False | None,   # None: pending (cells missing)
                           "columns": [{"column": "2", "holds": ..., "pairs": [
@@ -22,8 +22,10 @@ JSON-serialisable dict::
 where a cell is ``{"mean", "ci95" (half-width, None under two seeds), "ci_method", "n_seeds",
 "seeds", "values" (per seed, in seed order), "config_hash", "env_id", "env_kwargs", "curve"
 ({"steps", "mean"}: the mean over seeds of the metric's curve, or of regret where the metric has
-none)}``. A pair ``holds`` when the first row's mean is better than the second's; ``separated``
-says whether their 95% intervals are also disjoint.
+none, at rounds)}``. ``steps`` counts rounds: a row with ``steps_per_round`` k (e.g. a two-stage
+topic -> item learner, whose round is a topic step and an item step) has records of k T env steps
+in the table of T. A pair ``holds`` when the first row's mean is better than the second's;
+``separated`` says whether their 95% intervals are also disjoint.
 
 **Per-env tables** (:func:`summarise`): the records that no study covers, one table per env
 configuration (env id, env kwargs, horizon T), a row per agent configuration (config hash) over its
@@ -194,7 +196,7 @@ def _mean_curve(curves: list[list[float]]) -> list[float | None]:
     return [float(total / n) if n else None for total, n in zip(sums, counts, strict=True)]
 
 
-def _cell(records: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
+def _cell(records: list[dict[str, Any]], metric: str, steps_per_round: int = 1) -> dict[str, Any] | None:
     records = sorted(records, key=lambda r: r["seed"])
     defined = [(r, v) for r in records if (v := _metric_value(r, metric)) is not None]
     if not defined:
@@ -214,7 +216,8 @@ def _cell(records: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
         "config_hash": first["config_hash"],
         "env_id": first["env_id"],
         "env_kwargs": first["env_kwargs"],
-        "curve": {"steps": steps, "mean": _mean_curve(same)} if same else None,
+        # Rounds, rounded up (a checkpoint can fall between a round's steps), so rows share an axis.
+        "curve": {"steps": [-(-t // steps_per_round) for t in steps], "mean": _mean_curve(same)} if same else None,
     }
 
 
@@ -256,8 +259,10 @@ def _one_study(study: Study, records: list[dict[str, Any]]) -> list[dict[str, An
     by_steps: dict[int, dict[tuple[str, str], list[dict[str, Any]]]] = {}
     for record in records:
         cell = where.get(_record_match_key(record))
-        if cell is not None:
-            by_steps.setdefault(record["steps"], {}).setdefault((cell.row, cell.column), []).append(record)
+        # A record of another horizon than whole rounds is not a run of this study.
+        if cell is not None and record["steps"] % cell.steps_per_round == 0:
+            rounds = record["steps"] // cell.steps_per_round
+            by_steps.setdefault(rounds, {}).setdefault((cell.row, cell.column), []).append(record)
     columns = list(dict.fromkeys(cell.column for cell in cells))
     row_of = {cell.row: cell for cell in cells}
     direction = METRICS[study.metric]
@@ -268,8 +273,11 @@ def _one_study(study: Study, records: list[dict[str, Any]]) -> list[dict[str, An
                 "label": label,
                 "agent": row_of[label].config.agent,
                 "agent_kwargs": row_of[label].config.agent_kwargs,
+                "steps_per_round": row_of[label].steps_per_round,
                 "cells": [
-                    _cell(groups[(label, column)], study.metric) if (label, column) in groups else None
+                    _cell(groups[(label, column)], study.metric, row_of[label].steps_per_round)
+                    if (label, column) in groups
+                    else None
                     for column in columns
                 ],
             }
@@ -535,9 +543,11 @@ def plot_study(table: dict[str, Any], out_dir: Path, stem: str) -> str | None:
                 mean = [math.nan if v is None else v for v in cell["curve"]["mean"]]
                 ax.plot(cell["curve"]["steps"], mean, marker=".", label=row["label"])
         ax.set_title(_column_head(table, column).replace("`", ""), fontsize=9)
-        ax.set_xlabel("step t")
+        ax.set_xlabel("round t" if any(row["steps_per_round"] > 1 for row in table["rows"]) else "step t")
         ax.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel(table["metric"].replace("_", " "))
+    # A metric without a curve of its own (e.g. cumulative reward) is drawn with the regret curve.
+    drawn = table["metric"] if table["metric"] in (*_CURVE_KEYS, "nominator_share") else "cumulative_regret"
+    axes[0][0].set_ylabel(drawn.replace("_", " "))
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"{table['study']} (T = {table['steps']})", fontsize=10)
     fig.tight_layout()

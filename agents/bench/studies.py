@@ -9,7 +9,7 @@ The default suite is the study files shipped in ``agents/bench/studies/`` (one p
     title = "two-stage learners against single-stage ones"
     source = "Hron et al. 2021, Fig. 3"   # optional
     env = "TwoStage/Nominators-v0"        # an env id, or a list of them (then "env" can be the columns)
-    steps = 1000                          # the horizon T of every job
+    steps = 1000                          # the horizon T of every job, in rounds (see steps_per_round)
     seeds = "0-9"                         # a seed list as for --seeds, or a TOML list of integers
     columns = "misspecification"          # a key of [sweep], or "env"; omitted: a single column
     metric = "cumulative_regret"          # optional; see METRICS
@@ -30,6 +30,7 @@ The default suite is the study files shipped in ``agents/bench/studies/`` (one p
     name = "ucb"
     label = "ucb (single-stage)"          # optional: the row's name (default: name and kwargs)
     env_kwargs = { n_nominators = 1 }     # optional: env kwargs of this row only
+    steps_per_round = 1                   # optional: env steps a round of this row (steps counts rounds)
 
     [claim]                               # optional: the paper's predicted ordering
     text = "two-stage beats single-stage at the same misspecification"
@@ -120,7 +121,7 @@ _TOP_KEYS = {
     "agents",
     "claim",
 }
-_AGENT_KEYS = {"name", "kwargs", "env_kwargs", "label"}
+_AGENT_KEYS = {"name", "kwargs", "env_kwargs", "label", "steps_per_round"}
 _CLAIM_KEYS = {"text", "better", "by_column"}
 
 
@@ -132,6 +133,7 @@ class StudyAgent:
     kwargs: dict[str, Any] = field(default_factory=dict)
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    steps_per_round: int = 1
 
     @property
     def row_label(self) -> str:
@@ -156,11 +158,13 @@ class StudyClaim:
 
 @dataclass(frozen=True)
 class Cell:
-    """One (row, column) of a study with its run configuration."""
+    """One (row, column) of a study with its run configuration (``config.steps`` env steps, that
+    is ``steps_per_round`` env steps for each of the study's rounds)."""
 
     row: str
     column: str
     config: RunConfig
+    steps_per_round: int = 1
 
 
 def column_label(value: Any) -> str:
@@ -177,7 +181,7 @@ class Study:
         title: one line.
         source: the paper and figure or table, or "".
         envs: env ids.
-        steps: horizon T.
+        steps: horizon T in rounds (a row with ``steps_per_round`` k runs k T env steps).
         seeds: default seeds.
         columns: the swept key that forms the columns (``"env"`` for the env ids), or None.
         metric: a key of :data:`METRICS`.
@@ -214,7 +218,7 @@ class Study:
         return list(dict(self.sweep)[self.columns])
 
     def cells(self, steps: int | None = None) -> list[Cell]:
-        """Every (row, column) of the grid with its config; ``steps`` replaces the study's T."""
+        """Every (row, column) of the grid with its config; ``steps`` replaces the study's T (rounds)."""
         steps = self.steps if steps is None else steps
         others = [(key, values) for key, values in self.sweep if key != self.columns]
         cells = []
@@ -233,10 +237,10 @@ class Study:
                         for key, default in self.env_defaults.items():
                             if key in env_kwargs and canonical_json(env_kwargs[key]) == canonical_json(default):
                                 del env_kwargs[key]
-                        config = RunConfig(env_id, agent.name, steps, env_kwargs, agent.kwargs)
+                        config = RunConfig(env_id, agent.name, steps * agent.steps_per_round, env_kwargs, agent.kwargs)
                         row = agent.row_label if not suffix else f"{agent.row_label} ({suffix})"
                         column = "" if value is None else column_label(value)
-                        cells.append(Cell(row, column, config))
+                        cells.append(Cell(row, column, config, agent.steps_per_round))
         return cells
 
     def configs(self, steps: int | None = None) -> list[RunConfig]:
@@ -244,7 +248,7 @@ class Study:
         return list(dict.fromkeys(cell.config for cell in self.cells(steps)))
 
     def jobs(self, seeds: Iterable[int] | None = None, steps: int | None = None) -> list[Job]:
-        """Every (config, seed) job; ``seeds`` and ``steps`` replace the study's (a reduced run)."""
+        """Every (config, seed) job; ``seeds`` and ``steps`` (rounds) replace the study's (a reduced run)."""
         seeds = self.seeds if seeds is None else tuple(seeds)
         return [Job(config, seed) for config in self.configs(steps) for seed in seeds]
 
@@ -295,11 +299,15 @@ def _agent(entry: Any, index: int, where: str) -> StudyAgent:
     _unknown(entry, _AGENT_KEYS, where, f"{key}.")
     if "name" not in entry:
         raise _fail(where, f"{key}.name", "missing (the agent's registered name)")
+    per_round = entry.get("steps_per_round", 1)
+    if isinstance(per_round, bool) or not isinstance(per_round, int) or per_round < 1:
+        raise _fail(where, f"{key}.steps_per_round", f"expected a positive integer, got {per_round!r}")
     return StudyAgent(
         name=_text(entry["name"], where, f"{key}.name"),
         kwargs=_table(entry.get("kwargs", {}), where, f"{key}.kwargs"),
         env_kwargs=_table(entry.get("env_kwargs", {}), where, f"{key}.env_kwargs"),
         label=_text(entry.get("label", ""), where, f"{key}.label", required="label" in entry),
+        steps_per_round=per_round,
     )
 
 

@@ -126,7 +126,9 @@ def test_process_pool_and_suite_with_reduced_horizon(tmp_path: Path) -> None:
     assert main([*argv, "--out", str(out), "--json"]) == 0
     records = [json.loads(line) for line in _lines(out)]
     assert len(records) == len(SUITES["default"].jobs(seeds=[0]))
-    assert {r["steps"] for r in records} == {20}
+    # --steps counts rounds: a two-stage topic -> item round is two env steps.
+    assert {r["steps"] for r in records} == {20, 40}
+    assert {r["agent"] for r in records if r["steps"] == 40} == {"2-n-greedy", "2-s-n-galm-ucb"}
     markdown = (out / "leaderboard.md").read_text()
     # One table per paper effect (shipped study), and no per-env tables beside them.
     assert [line for line in markdown.splitlines() if line.startswith("## ")] == [
@@ -197,8 +199,10 @@ def test_default_suite_layout() -> None:
     jobs = SUITES["default"].jobs()
     # The shipped studies. Fig. 3: 2 values of rho x (5 two-stage agents, 3 single-stage ones, random
     # and oracle); Fig. 4: 4 values of N; Prop. 2: 2 envs x 2 training modes. Ten seeds each.
-    # Kiyohara et al.: 4 ESR methods, five seeds.
-    assert len(jobs) == (2 * 10 + 4 + 2 * 2) * 10 + 4 * 5
+    # Kiyohara et al.: 4 ESR methods, five seeds. Topic -> item: Table 5 (3 values of m x 4 rows) and
+    # Fig. 3 (2 rows beyond Table 5's); Xu et al.: 9 learners; Zhang et al.: 2 retrievers x 5 values
+    # of B; three seeds each.
+    assert len(jobs) == (2 * 10 + 4 + 2 * 2) * 10 + 4 * 5 + (3 * 4 + 2 + 9 + 2 * 5) * 3
     assert len({job.key for job in jobs}) == len(jobs)
     assert {job.config.agent for job in jobs} >= {"ucb+ucb", "pg+pg", "random", "oracle", "ucb", "greedy", "pg"}
 

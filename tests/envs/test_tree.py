@@ -6,9 +6,11 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from twostage_gym.core import ItemTree, beam_search, build_tree
-from twostage_gym.core.tree import TREE_METHODS, item_representations
+from twostage_gym.core.tree import TREE_METHODS, _top_k_stable, item_representations
 
 
 def _check_valid(tree: ItemTree, n_items: int) -> None:
@@ -229,3 +231,24 @@ def test_scale_smoke() -> None:
     ctx = rng.normal(size=(128, 4))
     res = beam_search(tree, lambda c, nodes: np.einsum("nd,ncd->nc", c, node_vecs[nodes]), ctx, 20)
     assert res.items.shape == (128, 20) and np.all(res.items >= 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(1, 5),
+    c=st.integers(1, 12),
+    k=st.integers(1, 14),
+    data=st.data(),
+)
+def test_top_k_keeps_the_stable_sort_order(n: int, c: int, k: int, data: st.DataObject) -> None:
+    """The partition-based top k equals a full stable sort (valid first, then by score, ties in column
+    order), with many ties, padding and -inf among the scores."""
+    values = st.sampled_from([-np.inf, -1.0, 0.0, 0.0, 1.0, 2.0, np.inf])
+    scores = np.array(data.draw(st.lists(values, min_size=n * c, max_size=n * c))).reshape(n, c)
+    valid = np.array(data.draw(st.lists(st.booleans(), min_size=n * c, max_size=n * c))).reshape(n, c)
+    expected = np.lexsort((-scores, ~valid), axis=1)[:, :k]
+    got = _top_k_stable(scores, valid, k)
+    # Padding columns are never chosen over a valid one; their order among themselves does not matter.
+    real = np.take_along_axis(valid, expected, axis=1)
+    assert np.array_equal(np.take_along_axis(valid, got, axis=1), real)
+    assert np.array_equal(np.where(real, got, -1), np.where(real, expected, -1))

@@ -181,10 +181,28 @@ def _balanced_sizes(n: np.ndarray, branches: int) -> np.ndarray:
     return q[:, None] + (np.arange(branches) < r[:, None])
 
 
-def _sq_distances(x: np.ndarray, seg: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Squared distances ``(rows, B)`` from each row of ``x`` to the B centroids of its segment, in chunks."""
-    b, d = centroids.shape[1:]
+def _sq_distances(x: np.ndarray, seg: np.ndarray, centroids: np.ndarray, seg_n: np.ndarray | None = None) -> np.ndarray:
+    """Squared distances ``(rows, B)`` from each row of ``x`` to the B centroids of its segment.
+
+    When the rows are grouped by segment (``seg_n`` given: segment s holds the next ``seg_n[s]``
+    rows) and the segments are about equal in size, as in a balanced tree, the rows are laid out
+    as a padded ``(S, m, d)`` block and ||x||^2 - 2 x.c + ||c||^2 comes from one batched matrix
+    product: several times faster than gathering each row's B centroids, which is what the
+    fallback does, in chunks, for unequal segments (k-means trees).
+    """
+    n_seg, b, d = centroids.shape
     out = np.empty((x.shape[0], b))
+    if seg_n is not None and n_seg * int(seg_n.max()) <= 2 * x.shape[0]:
+        m = int(seg_n.max())
+        pos = np.arange(x.shape[0]) - np.repeat(np.cumsum(seg_n) - seg_n, seg_n)
+        block = np.zeros((n_seg, m, d))
+        block[seg, pos] = x
+        dots = block @ centroids.transpose(0, 2, 1)  # (S, m, B)
+        out[:] = dots[seg, pos]
+        out *= -2.0
+        out += np.einsum("rd,rd->r", x, x)[:, None]
+        out += np.einsum("sbd,sbd->sb", centroids, centroids)[seg]
+        return out
     step = max(1, _CHUNK_ELEMENTS // max(1, b * d))
     for i in range(0, x.shape[0], step):
         diff = x[i : i + step, None, :] - centroids[seg[i : i + step]]
@@ -207,7 +225,7 @@ def _segment_kmeans(
     centroids = x[seg_start[:, None] + lo + rng.integers(0, hi - lo)]  # (S, B, d)
     assign = None
     for _ in range(n_iter):
-        dist = _sq_distances(x, seg, centroids)
+        dist = _sq_distances(x, seg, centroids, seg_n)
         new = np.argmin(dist, axis=1)
         if assign is not None and np.array_equal(new, assign):
             return dist  # converged: the centroids would not move
@@ -218,7 +236,7 @@ def _segment_kmeans(
         sums = sums.reshape(n_seg, branches, d)
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled][:, None]
-    return _sq_distances(x, seg, centroids)
+    return _sq_distances(x, seg, centroids, seg_n)
 
 
 def _balanced_assign(dist: np.ndarray, seg: np.ndarray, caps: np.ndarray) -> np.ndarray:
@@ -395,6 +413,30 @@ def _split_segments(
     return sizes
 
 
+def _top_k_stable(scores: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
+    """Column indices ``(n, min(k, c))`` of each row's top k: valid candidates first, then by decreasing
+    score, ties in column order (the order a stable sort gives).
+
+    A full stable sort of every row costs O(c log c); here a partition finds each row's k-th score
+    t, the columns above t and the first columns equal to t make up the k, and only those k are
+    sorted, several times faster at c = K * B in the thousands. Rows whose valid scores include
+    -inf (a tie with the padding) take the plain stable sort.
+    """
+    n, c = scores.shape
+    key = scores.astype(np.float64)
+    if k >= c or np.isneginf(key[valid]).any():
+        return np.lexsort((-key, ~valid), axis=1)[:, :k]
+    key = np.where(valid, key, -np.inf)
+    kth = -np.partition(-key, k - 1, axis=1)[:, k - 1 : k]  # (n, 1): each row's k-th largest score
+    above = key > kth
+    tied = key == kth
+    need = k - above.sum(axis=1, keepdims=True)
+    take = above | (tied & (np.cumsum(tied, axis=1) <= need))  # exactly k a row: the first ties in column order
+    cols = np.nonzero(take)[1].reshape(n, k)  # ascending column order within each row
+    order = np.argsort(-np.take_along_axis(key, cols, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(cols, order, axis=1)
+
+
 @dataclass(frozen=True)
 class BeamSearchResult:
     """The beams of :func:`beam_search` for a batch of n contexts.
@@ -469,8 +511,7 @@ def beam_search(
             )
         if np.isnan(scores[valid]).any():
             raise ValueError("node_scores_fn returned NaN scores")
-        # Valid candidates first, then by decreasing score; lexsort is stable, so ties keep candidate order.
-        top = np.lexsort((-scores.astype(np.float64), ~valid), axis=1)[:, :k]
+        top = _top_k_stable(scores, valid, k)
         chosen = np.take_along_axis(cand, top, axis=1)
         if chosen.shape[1] < k:
             chosen = np.concatenate([chosen, np.full((n, k - chosen.shape[1]), -1, dtype=np.int64)], axis=1)

@@ -98,7 +98,11 @@ class RecommenderSelectionEnv(gym.Env):
     :func:`~twostage_gym.envs.recommender_selection_world.synthetic_data`) with the paper's
     motivation built in: users fall into ``n_segments`` segments that trade popularity for personal
     taste, so the popularity candidate is better for some segments and the collaborative ones for
-    others, and context can pay. ``segment_effect=0`` gives all segments the same behaviour.
+    others. ``segment_effect=0`` gives all segments the same behaviour; the default, 1.0, is the
+    knob's maximum. How much context pays is measured, and it is little: user-CF's neighbours share
+    the user's segment, so it stays close to each segment's best candidate, and serving each
+    segment its best candidate all episode does not beat the best single candidate (``xu2021-fig3``'s
+    note in ``twostage-bench reproduce`` gives the numbers).
 
     ## Action Space
 

@@ -45,10 +45,17 @@ MF_RANK = 16
 N_GENRES, LATENT_DIM, USER_VIEW = 12, 8, 4
 """Synthetic genres (item features), latent dimension, and noisy latent coordinates in the user features."""
 
-POPULARITY_WEIGHT = (2.0, -0.5)
-TASTE_WEIGHT = (0.3, 2.5)
-"""The first and the last segment's weights of item popularity and of user-item affinity (see
-:func:`synthetic_data`); segments in between are interpolated."""
+ARCHETYPES = ("mainstream", "item-cluster", "community", "latent-factor")
+"""How the users of segment s choose items (segment s follows ``ARCHETYPES[s % 4]``; see :func:`synthetic_data`)."""
+
+PREFERENCE = (1.0, 3.0, 3.0, 3.0)
+CLUSTER_SIZE, CLUSTERS_PER_USER = 10, 3
+COMMUNITY_SIZE, COMMUNITY_ITEMS = 8, 40
+SEGMENT_SIGNAL = 1.0
+POPULARITY_BASE = 0.0
+"""Synthetic world: the weight of a user's preference signal in the choice logits; items per item
+cluster and favourite clusters per user; users per community and each community's shared items;
+the segment's weight in the user's noisy segment features (unit noise)."""
 
 RATING_SHARES = (0.061, 0.114, 0.271, 0.342, 0.212)
 """Shares of 1..5 stars among the synthetic ratings: MovieLens-100K's."""
@@ -186,51 +193,56 @@ def _movielens_rating_data(side: Any) -> RatingData:
 
 
 def synthetic_data(config: SelectionConfig, key: int) -> RatingData:
-    """The synthetic low-rank world of ``config``, drawn from ``default_rng([WORLD_STREAM, key])``.
+    """The synthetic world of ``config``, drawn from ``default_rng([WORLD_STREAM, key])``.
 
-    Items have genres (12; a Zipf-distributed main genre and each other genre with probability 0.1),
-    a latent vector v_i = sqrt(0.7) mean(genre centres) + sqrt(0.3) noise in R^8, and a popularity
-    p_i ~ N(0, 1) (log scale). Users belong to ``n_segments`` equal segments; a user's latent is
-    w_u = sqrt(0.5) c_segment + sqrt(0.5) noise, and the affinity a_ui = <w_u, v_i> / sqrt(8),
-    standardised. A user of segment s rates ``ratings_per_user`` items drawn by Gumbel top-n from
-    the logits alpha_s p_i + beta_s a_ui; the rating (1-5 stars, MovieLens-100K's shares) orders the
-    rated pairs by the same logits plus N(0, 1) noise.
-
-    The segments are the paper's motivation (Sec. 1: "each recommender more favorable to specific
-    customer groups"): alpha_s runs from 2.0 (the first segment follows popularity) to -0.5 (the last
-    avoids it) and beta_s from 0.3 to 2.5 (taste), so that the popularity candidate is best for some
-    segments and the collaborative ones for others. ``segment_effect`` e scales the spread around
-    the middle (t_s = 0.5 + e (s / (S - 1) - 0.5)); e = 0 gives every segment the same weights.
-    Measured at the defaults (seeds 0-9, 2 epochs, uniform selection, hit rate of each arm's
-    proposals): with e = 1 popularity is the best arm for the first segment in 10 of 10 seeds and
-    not for the last in 9 of 10, and the best arm per segment beats the best single arm by 0.030 to
-    0.133 in hit rate (mean 0.073); with e = 0 by 0.000 to 0.052 (mean 0.034: segments still differ
-    in their latent centres). The effect is real but moderate; item-CF is the weakest arm throughout.
-
-    Features: users, the segment one-hot and 4 noisy coordinates of a fixed random projection of
-    w_u (noise 0.5); items, the genre flags.
+    DOCSTRING_PLACEHOLDER
     """
     rng = np.random.default_rng([WORLD_STREAM, int(key)])
     U, S, G, r, n = config.n_users, config.n_segments, N_GENRES, LATENT_DIM, config.ratings_per_user
-    n_items = config.n_items
+    N = config.n_items
     segments = rng.permutation(np.arange(U) % S)
+    # Items: genres, a latent vector near their genres' centres, a popularity, an item cluster.
     genre_weights = 1.0 / np.arange(1, G + 1)
-    flags = rng.random((n_items, G)) < 0.1
-    flags[np.arange(n_items), rng.choice(G, size=n_items, p=genre_weights / genre_weights.sum())] = True
+    flags = rng.random((N, G)) < 0.1
+    flags[np.arange(N), rng.choice(G, size=N, p=genre_weights / genre_weights.sum())] = True
     centres = rng.standard_normal((G, r))
     genre_mean = (flags @ centres) / flags.sum(axis=1, keepdims=True)
-    v = np.sqrt(0.7) * genre_mean + np.sqrt(0.3) * rng.standard_normal((n_items, r))
-    popularity = rng.standard_normal(n_items)
-    segment_centres = rng.standard_normal((S, r))
-    w = np.sqrt(0.5) * segment_centres[segments] + np.sqrt(0.5) * rng.standard_normal((U, r))
-    affinity = (w @ v.T) / np.sqrt(r)
-    affinity = (affinity - affinity.mean()) / max(float(affinity.std()), 1e-12)
-    position = segments / (S - 1) if S > 1 else np.full(U, 0.5)
-    t = 0.5 + config.segment_effect * (position - 0.5)
-    alpha = POPULARITY_WEIGHT[0] + t * (POPULARITY_WEIGHT[1] - POPULARITY_WEIGHT[0])
-    beta = TASTE_WEIGHT[0] + t * (TASTE_WEIGHT[1] - TASTE_WEIGHT[0])
-    logits = alpha[:, None] * popularity[None, :] + beta[:, None] * affinity
-    noisy = logits + rng.gumbel(size=(U, n_items))
+    v = np.sqrt(0.7) * genre_mean + np.sqrt(0.3) * rng.standard_normal((N, r))
+    popularity = rng.standard_normal(N)
+    n_clusters = max(1, N // CLUSTER_SIZE)
+    cluster = rng.permutation(np.arange(N) % n_clusters)
+    # Users: favourite item clusters, a community with its own favourite items, a latent vector.
+    m = min(CLUSTERS_PER_USER, n_clusters)
+    favourite_clusters = np.zeros((U, n_clusters), dtype=bool)
+    np.put_along_axis(favourite_clusters, np.argsort(rng.random((U, n_clusters)), axis=1)[:, :m], True, axis=1)
+    # Communities form within a segment: community users share tastes with their own kind.
+    order = np.argsort(segments, kind="stable")
+    rank = np.empty(U, dtype=np.int64)
+    rank[order] = np.arange(U) - np.searchsorted(segments[order], segments[order])
+    per_segment = -(-U // S // COMMUNITY_SIZE) + 1  # enough community ids for any segment
+    community = segments * per_segment + rank // COMMUNITY_SIZE
+    n_communities = S * per_segment
+    shared = np.zeros((n_communities, N), dtype=bool)
+    c_items = min(COMMUNITY_ITEMS, N)
+    np.put_along_axis(shared, np.argsort(rng.random((n_communities, N)), axis=1)[:, :c_items], True, axis=1)
+    w = rng.standard_normal((U, r))
+    signals = np.stack(
+        [
+            np.broadcast_to(popularity, (U, N)),
+            favourite_clusters[:, cluster],
+            shared[community],
+            (w @ v.T) / np.sqrt(r),
+        ]
+    ).astype(np.float64)  # (4, U, N), in ARCHETYPES order
+    mean = signals.mean(axis=(1, 2), keepdims=True)
+    std = signals.std(axis=(1, 2), keepdims=True)
+    signals = (signals - mean) / np.where(std > 0, std, 1.0)
+    # Each segment's weights: all alike at segment_effect 0, its own archetype's signal alone at 1.
+    e = config.segment_effect
+    mix = (1.0 - e) * np.full((S, 4), 0.5) + e * np.eye(4)[np.arange(S) % 4]
+    mix *= np.asarray(PREFERENCE) / np.linalg.norm(mix, axis=1, keepdims=True)
+    logits = np.einsum("um,mun->un", mix[segments], signals) + POPULARITY_BASE * signals[0]
+    noisy = logits + rng.gumbel(size=(U, N))
     rated = np.argpartition(-noisy, n - 1, axis=1)[:, :n]
     rows = np.repeat(np.arange(U), n)
     items = rated.reshape(-1)
@@ -239,7 +251,8 @@ def synthetic_data(config: SelectionConfig, key: int) -> RatingData:
     stars = 1.0 + np.searchsorted(cuts, value, side="right")
     projection = rng.standard_normal((USER_VIEW, r)) / np.sqrt(r)
     view = w @ projection.T + 0.5 * rng.standard_normal((U, USER_VIEW))
-    user_features = np.concatenate([np.eye(S)[segments], view], axis=1)
+    segment_view = SEGMENT_SIGNAL * np.eye(S)[segments] + rng.standard_normal((U, S))
+    user_features = np.concatenate([segment_view, view], axis=1)
     return RatingData(rows, items, stars, user_features, flags.astype(np.float64), segments, name="synthetic")
 
 
