@@ -680,17 +680,17 @@ _SCALE_REDUCED = (
 )
 _HEADROOM_NOTE = (
     "Headroom, measured on this world before any learner was run (seeds 0-9, final cumulative recall, mean +-\n"
-    "s.d.): uniform random 0.160 +- 0.012; the best single recommender in hindsight 0.176 +- 0.023 (user-CF in 9 of\n"
-    "10 seeds); each segment's best recommender (chosen from a uniform run) 0.161 +- 0.029 (at epoch 3 0.046, the\n"
-    "best single one 0.045); the best per-segment assignment in hindsight 0.181 +- 0.018 (+0.005 +- 0.009 over the\n"
-    "best single one); the per-request oracle 0.209 +- 0.017. The knob's other settings give no per-segment gain\n"
-    "either: segment_effect 0: best single 0.138, per-segment 0.128, oracle 0.167; n_segments 2: 0.216, 0.192,\n"
-    "0.244. User-CF's neighbours share the user's segment, so its hit rate is within 0.018 on average (0.096 at\n"
-    "most) of each segment's best recommender, and serving one recommender to a user wears out the head of its list\n"
-    "(without user-CF, uniform mixing beats every fixed recommender and every per-segment choice). Context pays\n"
-    "nothing measurable here, and the most a learner can gain over random is about 0.016 (the best single\n"
-    "recommender): the comparisons are vacuous on this world. Measured, seeds 0-9: every learner's final recall\n"
-    "0.171-0.178, all within 2 paired s.e. of uniform-explore; random 0.163, 3 s.e. below it."
+    "s.d.): uniform random 0.158 +- 0.006; the best single recommender in hindsight 0.158 +- 0.006 (user-CF in 10\n"
+    "of 10 seeds); each segment's best recommender (chosen from a uniform run) 0.168 +- 0.014 (+0.010 +- 0.013 over\n"
+    "the best single one: the uniform run's choice errs on some seeds); each segment served its best recommender in\n"
+    "hindsight +0.022 +- 0.007 (sum over segments of fixed-recommender episodes); the per-request oracle 0.204 +-\n"
+    "0.010. Best per segment: user-CF (mainstream), item-CF (item-cluster), MF (community), none clearly\n"
+    "(latent-factor). With segment_effect 0 (all users alike) the per-segment gain vanishes: +0.002 +- 0.002 in\n"
+    "hindsight, -0.002 +- 0.010 from a uniform run. Context can pay here, about 0.01-0.02 of recall; serving one\n"
+    "recommender to a user wears out the head of its list, which is why uniform mixing is as good as the best\n"
+    "single one. Measured, seeds 0-9: every learner's final recall 0.159-0.166 (lin-ts highest, +0.002 over\n"
+    "uniform-explore, paired s.e. 0.002; the designs -0.003, s.e. 0.002; random 0.160): no learner exploits the\n"
+    "per-segment headroom."
 )
 _SCALE_FULL = (
     "Full scale: MovieLens-100K (TWOSTAGE_ML100K, else ../shared/data/ml-100k), {epochs} epochs of its 943 users,\n"

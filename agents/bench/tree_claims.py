@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -157,9 +158,53 @@ def _num(value: float | None, fmt: str = ".4f") -> str:
     return "pending" if value is None else format(value, fmt)
 
 
-def _check_save_every(name: str, save_every: int | None) -> None:
-    if save_every is not None:
-        raise BenchError(f"{name} trains small offline models: --checkpoint-every does not apply")
+class _OfflineClaim(ABC):
+    """The ``reproduce`` protocol (see :data:`~agents.bench.claims.CLAIMS`) of claims that train offline models.
+
+    Their cells run one after another in this process, so ``workers`` is not used and
+    ``--checkpoint-every`` does not apply. A claim defines ``_run`` with the options it uses.
+    """
+
+    name: str
+    seeds: tuple[int, ...]
+
+    def run(
+        self,
+        steps: int | None = None,
+        seeds: list[int] | None = None,
+        workers: int = 1,
+        out: str | Path | None = None,
+        progress: bool = True,
+        run_missing: bool = True,
+        save_every: int | None = None,
+    ) -> dict[str, Any]:
+        """Run the claim's cells not yet in ``out`` and judge them; see the claim's ``_run``.
+
+        Raises:
+            BenchError: ``save_every`` is given; see :func:`collect`.
+        """
+        if save_every is not None:
+            raise BenchError(f"{self.name} trains small offline models: --checkpoint-every does not apply")
+        return self._run(steps, list(self.seeds) if seeds is None else seeds, out, progress, run_missing)
+
+    @abstractmethod
+    def _run(
+        self, steps: int | None, seeds: list[int], out: str | Path | None, progress: bool, run_missing: bool
+    ) -> dict[str, Any]:
+        """The claim's result (``steps`` None: the claim's default)."""
+
+
+def _checks_text(result: dict[str, Any]) -> list[str]:
+    """The end of a claim's text: each check's verdict, then the claim's."""
+    lines = ["", "  ours     check"]
+    lines += [f"  {verdict_text(c['holds']):<8} {c['check']}" for c in result["checks"]]
+    lines.append(f"  reproduced: {verdict_text(result['reproduced'])}")
+    return lines
+
+
+def _note_text(note: str) -> list[str]:
+    """The claim's note, indented under a blank line (nothing without a note)."""
+    return [""] + [f"  {line}" for line in note.splitlines()] if note else []
 
 
 # -- Fig. 1 ----------------------------------------------------------------------------------------
@@ -205,7 +250,7 @@ def _spearman(x: list[float], y: list[float]) -> float:
 
 
 @dataclass(frozen=True)
-class Fig1Claim:
+class Fig1Claim(_OfflineClaim):
     """Fig. 1: recall@20 at beam 100 against the number of branches, per dataset (see the module)."""
 
     name: str
@@ -221,20 +266,11 @@ class Fig1Claim:
     rho: float = 0.8
     note: str = ""
 
-    def run(
-        self,
-        steps: int | None = None,
-        seeds: list[int] | None = None,
-        workers: int = 1,
-        out: str | Path | None = None,
-        progress: bool = True,
-        run_missing: bool = True,
-        save_every: int | None = None,
+    def _run(
+        self, steps: int | None, seeds: list[int], out: str | Path | None, progress: bool, run_missing: bool
     ) -> dict[str, Any]:
         """Train and evaluate every (dataset, B, seed); ``steps`` is the training examples per model."""
-        _check_save_every(self.name, save_every)
         n_train = self.n_train if steps is None else steps
-        seeds = list(self.seeds) if seeds is None else seeds
         available = [d for d in self.datasets if d != "ml-100k" or has_movielens()]
         keys: dict[tuple[str, int, int], str] = {}
         jobs = {}
@@ -317,12 +353,7 @@ class Fig1Claim:
                     f"{_num(row['recall@100']):>10}"
                 )
             lines.append(f"  {d['dataset']:<10} Spearman rho(B, recall@20) = {_num(d['spearman'], '.2f')}")
-        lines += ["", "  ours     check"]
-        lines += [f"  {verdict_text(c['holds']):<8} {c['check']}" for c in result["checks"]]
-        lines.append(f"  reproduced: {verdict_text(result['reproduced'])}")
-        if self.note:
-            lines += [""] + [f"  {line}" for line in self.note.splitlines()]
-        return "\n".join(lines)
+        return "\n".join(lines + _checks_text(result) + _note_text(self.note))
 
 
 # -- Table 1 ---------------------------------------------------------------------------------------
@@ -355,7 +386,7 @@ def table1_cell(
 
 
 @dataclass(frozen=True)
-class Table1Claim:
+class Table1Claim(_OfflineClaim):
     """Table 1: TS against H-TS precision@1 at K in {40, 80, 120}, for a high- and a low-recall retriever."""
 
     name: str
@@ -369,20 +400,11 @@ class Table1Claim:
     seeds: tuple[int, ...]
     note: str = ""
 
-    def run(
-        self,
-        steps: int | None = None,
-        seeds: list[int] | None = None,
-        workers: int = 1,
-        out: str | Path | None = None,
-        progress: bool = True,
-        run_missing: bool = True,
-        save_every: int | None = None,
+    def _run(
+        self, steps: int | None, seeds: list[int], out: str | Path | None, progress: bool, run_missing: bool
     ) -> dict[str, Any]:
         """Train and evaluate every (retriever, seed); ``steps`` is the rankers' training examples."""
-        _check_save_every(self.name, save_every)
         n_train = self.n_train if steps is None else steps
-        seeds = list(self.seeds) if seeds is None else seeds
         keys, jobs = {}, {}
         for label, examples in self.retrievers.items():
             examples = min(examples, n_train)
@@ -459,12 +481,7 @@ class Table1Claim:
         for dataset, paper in result["paper"].items():
             gains = ", ".join(f"{h - t:+.4f}" for t, h in zip(paper["TS"], paper["H-TS"], strict=True))
             lines.append(f"  paper {dataset}: TS {paper['TS']}, H-TS {paper['H-TS']}: gains {gains}")
-        lines += ["", "  ours     check"]
-        lines += [f"  {verdict_text(c['holds']):<8} {c['check']}" for c in result["checks"]]
-        lines.append(f"  reproduced: {verdict_text(result['reproduced'])}")
-        if self.note:
-            lines += [""] + [f"  {line}" for line in self.note.splitlines()]
-        return "\n".join(lines)
+        return "\n".join(lines + _checks_text(result) + _note_text(self.note))
 
 
 # -- Prop. 4.1 -------------------------------------------------------------------------------------
@@ -537,7 +554,7 @@ def prop41_cell(branches: int, seed: int, n_train: int, queries: int) -> dict[st
 
 
 @dataclass(frozen=True)
-class Prop41Claim:
+class Prop41Claim(_OfflineClaim):
     """Prop. 4.1 on the env's counts, per (B, seed): the identity holds exactly."""
 
     name: str
@@ -549,20 +566,11 @@ class Prop41Claim:
     seeds: tuple[int, ...]
     note: str = ""
 
-    def run(
-        self,
-        steps: int | None = None,
-        seeds: list[int] | None = None,
-        workers: int = 1,
-        out: str | Path | None = None,
-        progress: bool = True,
-        run_missing: bool = True,
-        save_every: int | None = None,
+    def _run(
+        self, steps: int | None, seeds: list[int], out: str | Path | None, progress: bool, run_missing: bool
     ) -> dict[str, Any]:
         """Serve the queries of every (B, seed); ``steps`` is the number of queries."""
-        _check_save_every(self.name, save_every)
         queries = self.queries if steps is None else steps
-        seeds = list(self.seeds) if seeds is None else seeds
         keys, jobs = {}, {}
         for b in self.branches:
             for seed in seeds:
@@ -610,9 +618,7 @@ class Prop41Claim:
                 f"{'yes' if cell['identity'] else 'NO'} ({cell['p_two_stage']} = {cell['rhs']})"
             )
         lines += ["", f"  reproduced: {verdict_text(result['reproduced'])}"]
-        if self.note:
-            lines += [""] + [f"  {line}" for line in self.note.splitlines()]
-        return "\n".join(lines)
+        return "\n".join(lines + _note_text(self.note))
 
 
 # -- registration --------------------------------------------------------------------------------

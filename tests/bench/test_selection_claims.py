@@ -3,11 +3,11 @@
 ``xu2021-kw`` is exact up to the solver's tolerance, so its verdict is asserted. The Fig. 3 and
 Fig. 5 claims are run on a tiny world: their structure, resumption, and that each verdict is the
 paired comparison it prints (a margin above 2 standard errors over seeds) are asserted, not which
-way the comparisons go. The headroom of the claims' reduced world is asserted: the per-request
-oracle above the best single recommender above uniform random, and the oracle's lead small. Measured
-at the claims' reduced scale (150 users, 300 items, 12 epochs, seeds 0-9; ``xu2021-fig3``'s note):
-every learner's final recall within 0.171-0.178, within 2 paired s.e. of uniform-explore, random
-0.163, the best single recommender 0.176, the per-request oracle 0.209: the claim reads 'no'.
+way the comparisons go. The headroom of the claims' reduced world is asserted: each segment served
+its best recommender above the best single one, the per-request oracle above both. Measured at the
+claims' reduced scale (150 users, 300 items, 12 epochs, seeds 0-9; ``xu2021-fig3``'s note): every
+learner's final recall within 0.159-0.166, random 0.160, the best single recommender 0.158, each
+segment's best recommender 0.168, the per-request oracle 0.204: the claim reads 'no'.
 """
 
 from __future__ import annotations
@@ -112,18 +112,21 @@ def test_one_seed_leaves_the_comparisons_pending(tmp_path):
 
 
 @pytest.mark.repro
-def test_the_reduced_world_leaves_little_headroom():
-    # The claims' world (seeds 0-2): the per-request oracle above the best single recommender above
-    # uniform random, the oracle's lead over the best recommender small (0.033 over seeds 0-9), and
-    # serving each segment its best recommender no better than the best single one (-0.015).
+def test_the_reduced_world_lets_context_pay():
+    # The claims' world (seeds 0-2): each segment served its best recommender of a uniform run above
+    # the best single recommender (+0.013 here; +0.010 +- 0.013 per seed over seeds 0-9, where the
+    # uniform run's choice errs on 3 seeds), the per-request oracle above both (+0.038 over the
+    # per-segment choice here), and uniform mixing as good as the best single recommender (one
+    # recommender served all episode wears out the head of its list).
     world = CLAIMS["xu2021-fig3"].env_kwargs
     refs = [play_reference(world, seed) for seed in (0, 1, 2)]
     final = {name: sum(r[name][-1] for r in refs) / 3 for name in REFERENCES}
-    assert final["request-oracle"] > final["best-fixed-arm"] > final["random"]
-    assert final["request-oracle"] - final["best-fixed-arm"] < 0.05
-    assert final["segment-best-arm"] <= final["best-fixed-arm"]
+    assert final["request-oracle"] > final["segment-best-arm"] + 0.02
+    assert final["segment-best-arm"] > final["best-fixed-arm"] + 0.005
+    assert abs(final["best-fixed-arm"] - final["random"]) < 0.01
     for r in refs:  # the oracle never ends below the random policy on a seed
         assert r["request-oracle"][-1] > r["random"][-1]
+    print({name: round(v, 4) for name, v in final.items()})
 
 
 @pytest.mark.repro

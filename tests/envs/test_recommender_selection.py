@@ -151,9 +151,10 @@ def test_observation_layout():
     np.testing.assert_array_equal(obs[:, sl["arm"]], np.eye(4, dtype=np.float32))
     np.testing.assert_allclose(split.user_features.mean(axis=0), 0.0, atol=1e-6)
     np.testing.assert_array_equal(u.context_observation(obs), obs[:, sl["user"]])
-    # The segment one-hot is the first n_segments user columns (before standardising).
+    # The first n_segments user columns are a noisy view of the segment: informative, not exact.
     segments = split.data.segments
-    np.testing.assert_array_equal(split.data.user_features[:, :4].argmax(axis=1), segments)
+    agree = np.mean(split.data.user_features[:, :4].argmax(axis=1) == segments)
+    assert 0.4 < agree < 0.8  # 0.50-0.57 over seeds 0-4 (chance: 0.25)
 
 
 def test_subset_of_recommenders_in_order():
@@ -215,42 +216,54 @@ def test_render_ansi():
 # -- the segments of the synthetic world ----------------------------------------------------
 
 
-def _segment_hit_rates(segment_effect: float, seeds=range(4)) -> np.ndarray:
-    """Pooled over seeds: each segment's hit rate of each arm's proposals under uniform selection, 2 epochs."""
-    hits, counts = np.zeros((4, 4)), np.zeros(4)
+def _segment_recall(segment_effect: float, seeds=range(3)) -> np.ndarray:
+    """Per seed: each segment's users' recall (successes over the test positives) when one arm serves everyone.
+
+    The claims' reduced world (150 users, 300 items, 12 epochs); shape (seeds, segments, arms).
+    """
+    out = []
     for seed in seeds:
-        env = gym.make(ENV_ID, segment_effect=segment_effect, n_epochs=2)
+        env = gym.make(ENV_ID, segment_effect=segment_effect, n_users=150, n_items=300, n_epochs=12)
         env.reset(seed=seed)
-        segments = env.unwrapped.split.data.segments
-        rng = np.random.default_rng(seed)
-        terminated = False
-        while not terminated:
-            *_, terminated, _, info = env.step(int(rng.integers(4)))
-            s = segments[int(info["user"])]
-            hits[s] += info["positive"]
-            counts[s] += 1
-    return hits / counts[:, None], counts
+        base = env.unwrapped
+        segments = base.split.data.segments
+        successes = np.zeros((4, 4))
+        for arm in range(4):
+            env.reset(seed=seed)
+            terminated = False
+            while not terminated:
+                *_, reward, terminated, _, info = env.step(arm)
+                successes[segments[int(info["user"])], arm] += reward
+        out.append(successes / base.split.n_test_positives)
+    return np.asarray(out)
+
+
+def _per_segment_gain(recall: np.ndarray) -> np.ndarray:
+    """Per seed: each segment served its best arm (in hindsight) over the best single arm, in recall."""
+    return recall.max(axis=2).sum(axis=1) - recall.sum(axis=1).max(axis=1)
 
 
 @pytest.mark.repro
-def test_each_candidate_is_better_for_some_segments():
+def test_context_pays_and_the_knob_turns_it_off():
     """Sec. 1's motivation, built into the synthetic world, and the knob that turns it off.
 
-    Measured (seeds 0-9 one by one, 2 epochs, uniform selection): with segment_effect=1 the
-    popularity arm is the best for the first segment in 10 of 10 seeds and not the best for the
-    last in 9 of 10; picking the best arm per segment beats the best single arm by 0.030-0.133 in
-    hit rate (mean 0.073), against 0.000-0.052 (mean 0.034) with segment_effect=0.
+    Measured (seeds 0-9, the reduced world, each arm served to everyone all episode): serving each
+    segment its best arm beats the best single arm (user-CF) by 0.022 +- 0.007 in final recall
+    (0.013-0.032) with segment_effect=1, and by 0.002 +- 0.002 (0.000-0.007) with segment_effect=0.
+    The best arm per segment: user-CF for the mainstream segment (9 of 10 seeds), item-CF for the
+    item-cluster one (9 of 10), MF for the community one (8 of 10); none stands out for the
+    latent-factor one.
     """
-    rates, counts = _segment_hit_rates(1.0)
-    best = rates.argmax(axis=1)
-    assert best[0] == 0 and best[-1] != 0  # popularity for the first segment, not for the last
-    assert rates[0, 0] > rates[-1, 0] + 0.2
-    share = counts / counts.sum()
-    gap_on = share @ rates.max(axis=1) - (share @ rates).max()
-    rates_off, counts_off = _segment_hit_rates(0.0)
-    share_off = counts_off / counts_off.sum()
-    gap_off = share_off @ rates_off.max(axis=1) - (share_off @ rates_off).max()
-    assert gap_on > gap_off + 0.02
+    on = _segment_recall(1.0)
+    gain_on = _per_segment_gain(on)
+    assert gain_on.min() > 0.01  # seeds 0-2: 0.016, 0.032, 0.027
+    best = on.mean(axis=0).argmax(axis=1)
+    assert best[1] == 1 and best[2] == 3  # item-CF for the item-cluster segment, MF for the community one
+    assert on.mean(axis=0)[0].argmax() == 2  # user-CF for the mainstream one
+    off = _segment_recall(0.0)
+    gain_off = _per_segment_gain(off)
+    assert gain_off.max() < 0.008  # seeds 0-2: 0.004, 0.003, 0.000
+    assert gain_on.mean() > gain_off.mean() + 0.01
 
 
 # -- data -----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ argument gives exactly what it gave before the check existed.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -108,6 +108,11 @@ def optional_positive_int(name: str, value: Any) -> int | None:
     return None if value is None else positive_int(name, value)
 
 
+def optional(check: Callable[..., Any], name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+    """None, or ``check(name, value, *args, **kwargs)``: an argument where None means a default or off."""
+    return None if value is None else check(name, value, *args, **kwargs)
+
+
 def index_dtype(what: str, array: np.ndarray) -> None:
     """Refuse an array of ids or indices whose dtype is not an integer type that int64 holds exactly.
 
@@ -119,6 +124,27 @@ def index_dtype(what: str, array: np.ndarray) -> None:
     """
     if array.dtype.kind not in "iu" or not np.can_cast(array.dtype, np.int64):
         raise ValueError(f"{what} must be integers that int64 holds (the space's dtype), got dtype {array.dtype}")
+
+
+def within_bound(what: str, array: np.ndarray, bound: float, unit: str) -> None:
+    """Refuse an action array with a NaN, an infinite entry or one outside ``[-bound, bound]``.
+
+    Args:
+        what: the array's name in the message (e.g. ``"scores"``).
+        array: the action, already of the space's shape and dtype.
+        bound: the action space's bound.
+        unit: one entry's name in the message (e.g. ``"score"``).
+
+    Raises:
+        ValueError: naming the first offending entry, its value and index.
+    """
+    if array.size and not (array.min() >= -bound and array.max() <= bound):  # False for NaN too
+        bad = ~(np.abs(array) <= bound)
+        where = np.unravel_index(int(np.argmax(bad)), array.shape)
+        value, index = array[where], tuple(int(i) for i in where)
+        if not np.isfinite(value):
+            raise ValueError(f"{what} must be finite, got {value} at index {index}")
+        raise ValueError(f"{unit} {value} at index {index} is outside the action space [-{bound:g}, {bound:g}]")
 
 
 def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:

@@ -14,7 +14,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from twostage_gym.core import round_summary
-from twostage_gym.core.checks import choice, index_dtype, optional_positive_int, positive_int
+from twostage_gym.core.checks import choice, index_dtype
 from twostage_gym.core.late_stage import MC_SAMPLES
 from twostage_gym.core.plackett_luce import (
     candidate_noise,
@@ -22,6 +22,7 @@ from twostage_gym.core.plackett_luce import (
     greedy_candidates,
     noise_buffer,
 )
+from twostage_gym.core.vector import advance_steps, scatter_info, seed_list, vector_arguments
 from twostage_gym.envs.esr_world import (
     LOGIT_BOUND,
     EarlyStageRankerConfig,
@@ -400,11 +401,9 @@ class EarlyStageRankerVectorEnv(_WorldAPI, VectorEnv):
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = 1000, **kwargs: Any) -> None:
-        self.num_envs = positive_int("num_envs", num_envs)
-        # The vector env truncates itself (no TimeLimit wrapper): None means never.
-        self.max_episode_steps = optional_positive_int("max_episode_steps", max_episode_steps)
-        if kwargs.pop("render_mode", None) is not None:
-            raise ValueError("EarlyStageRankerVectorEnv does not render; use gym.make for render_mode")
+        self.num_envs, self.max_episode_steps = vector_arguments(
+            "EarlyStageRankerVectorEnv", num_envs, max_episode_steps, kwargs
+        )
         defaults = dict(
             n_users=1000, n_items=1000, dim=10, n_candidates=10, n_outputs=1, position_weights="sum",
             lsr="optimal", lsr_temperature=1.0, esr_temperature=1.0, n_experts=1, action_type="logits",
@@ -457,12 +456,7 @@ class EarlyStageRankerVectorEnv(_WorldAPI, VectorEnv):
         return self._users.copy()
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
-        if seed is None or isinstance(seed, (int, np.integer)):
-            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"seed must be an int or {self.num_envs} seeds, got {len(seeds)}")
+        seeds = seed_list(seed, self.num_envs)
         by_key = {w.key: w for w in self._worlds if w is not None}
         for e, s in enumerate(seeds):
             if s is not None or self._streams[e] is None:
@@ -614,24 +608,11 @@ class EarlyStageRankerVectorEnv(_WorldAPI, VectorEnv):
                 candidates = acts.astype(np.int64, copy=False)
             results = self._play(active, candidates, lsr_noise, normals)
             rewards[active] = results.pop("reward")
-            mask = ~self._prev_done
-            for key, value in results.items():
-                if all_active:
-                    full = value
-                else:
-                    full = np.zeros((self.num_envs, *value.shape[1:]), dtype=value.dtype)
-                    full[active] = value
-                info[key], info[f"_{key}"] = full, mask.copy()
+            info = scatter_info(results, active, self.num_envs)
         # Every sub-env gets its next user: active ones continue, finished ones autoreset (an
         # unseeded reset keeps the world and continues the user stream).
         self._draw_users(np.arange(self.num_envs))
-        self._steps[active] += 1
-        self._steps[self._prev_done] = 0
-        if self.max_episode_steps is None:
-            truncated = np.zeros(self.num_envs, dtype=bool)
-        else:
-            truncated = self._steps >= self.max_episode_steps
-        terminated = np.zeros(self.num_envs, dtype=bool)
+        terminated, truncated = advance_steps(self._steps, self._prev_done, self.max_episode_steps)
         self._prev_done = truncated.copy()
         return self._observations(), rewards, terminated, truncated, info
 

@@ -13,10 +13,11 @@ import numpy as np
 from gymnasium import spaces
 
 from twostage_gym.core import plackett_luce
-from twostage_gym.core.checks import check_memory, choice, index_dtype, nonnegative_int, number, positive_int
+from twostage_gym.core.checks import choice, index_dtype, nonnegative_int, number, positive_int, within_bound
 from twostage_gym.core.late_stage import LateStageRanker, sum_last
 from twostage_gym.core.plackett_luce import POSITION_WEIGHTS, expert_assignment, greedy_candidates
 from twostage_gym.core.streams import UserStream
+from twostage_gym.core.vector import check_vector_memory
 
 __all__ = [
     "ACTION_TYPES",
@@ -133,12 +134,7 @@ class EarlyStageRankerConfig:
             sizes["n_outputs"] = self.n_outputs
         if self.n_experts > 1:
             sizes["n_experts"] = self.n_experts
-        if num_envs > 1:
-            sizes["num_envs"] = num_envs
-        advice = "reduce these sizes"
-        if num_envs > 1 and self.world_seed is None:
-            advice += ", or pass world_seed so that the sub-envs share one world"
-        return check_memory(sizes, self.memory_parts(num_envs), advice)
+        return check_vector_memory(sizes, self.memory_parts(num_envs), num_envs, self.world_seed)
 
     def action_space(self) -> spaces.Space:
         if self.action_type == "candidates":
@@ -247,16 +243,7 @@ def check_logits(action: Any, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError(f"logits must have shape {shape} (one score per item), got {a.shape}")
     if a.dtype != np.float32:
         raise ValueError(f"logits must have dtype float32 (the action space's dtype), got dtype {a.dtype}")
-    if not (a.min() >= -LOGIT_BOUND and a.max() <= LOGIT_BOUND):  # False for NaN too
-        bad = ~(np.abs(a) <= LOGIT_BOUND)
-        where = np.unravel_index(int(np.argmax(bad)), shape)
-        value = a[where]
-        index = tuple(int(i) for i in where)
-        if not np.isfinite(value):
-            raise ValueError(f"logits must be finite, got {value} at index {index}")
-        raise ValueError(
-            f"logit {value} at index {index} is outside the action space [-{LOGIT_BOUND:g}, {LOGIT_BOUND:g}]"
-        )
+    within_bound("logits", a, LOGIT_BOUND, "logit")
     return a
 
 

@@ -26,9 +26,10 @@ from twostage_gym.core import (
     validate_feature_subsets,
     validate_pools,
 )
-from twostage_gym.core.checks import check_memory, choice, index_dtype, number, optional_positive_int, positive_int
+from twostage_gym.core.checks import check_memory, choice, index_dtype, number, positive_int
 from twostage_gym.core.prop2 import PROP2_BANDIT_MEANS, PROP2_BANDIT_X
 from twostage_gym.core.rewards import NOISE_MODELS
+from twostage_gym.core.vector import advance_steps, scatter_info, seed_list, vector_arguments
 
 __all__ = ["NominatorsConfig", "NominatorsEnv", "NominatorsInstance", "NominatorsVectorEnv"]
 
@@ -440,11 +441,9 @@ class NominatorsVectorEnv(VectorEnv):
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = 1000, **kwargs: Any) -> None:
-        self.num_envs = positive_int("num_envs", num_envs)
-        # The vector env truncates itself (no TimeLimit wrapper): None means never.
-        self.max_episode_steps = optional_positive_int("max_episode_steps", max_episode_steps)
-        if kwargs.pop("render_mode", None) is not None:
-            raise ValueError("NominatorsVectorEnv does not render; use gym.make for render_mode")
+        self.num_envs, self.max_episode_steps = vector_arguments(
+            "NominatorsVectorEnv", num_envs, max_episode_steps, kwargs
+        )
         self.single_env = NominatorsEnv(**kwargs)
         self.config = self.single_env.config
         self.config.check_memory(num_envs=self.num_envs, batched_spaces=True)
@@ -458,12 +457,7 @@ class NominatorsVectorEnv(VectorEnv):
         self._mean: np.ndarray | None = None
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
-        if seed is None or isinstance(seed, (int, np.integer)):
-            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"seed must be an int or {self.num_envs} seeds, got {len(seeds)}")
+        seeds = seed_list(seed, self.num_envs)
         if not self.instances:
             self.instances = [None] * self.num_envs  # type: ignore[list-item]
             self._context_rngs = [None] * self.num_envs
@@ -514,18 +508,8 @@ class NominatorsVectorEnv(VectorEnv):
             for j, e in enumerate(active):
                 rewards[e] = self.instances[e].reward.sample(metrics["expected_reward"][j], self._noise_rngs[e])
             metrics["candidates"], metrics["chosen_item"] = candidates, chosen
-            mask = ~self._prev_done
-            for key, value in metrics.items():
-                full = np.zeros((self.num_envs, *value.shape[1:]), dtype=value.dtype)
-                full[active] = value
-                info[key], info[f"_{key}"] = full, mask.copy()
+            info = scatter_info(metrics, active, self.num_envs)
         obs = self._draw_contexts(np.arange(self.num_envs))
-        self._steps[active] += 1
-        self._steps[self._prev_done] = 0
-        if self.max_episode_steps is None:
-            truncated = np.zeros(self.num_envs, dtype=bool)
-        else:
-            truncated = self._steps >= self.max_episode_steps
-        terminated = np.zeros(self.num_envs, dtype=bool)
+        terminated, truncated = advance_steps(self._steps, self._prev_done, self.max_episode_steps)
         self._prev_done = truncated.copy()
         return obs, rewards, terminated, truncated, info

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from twostage_gym.core.checks import boolean, check_memory, choice, nonnegative_int, number, positive_int
+from twostage_gym.core.checks import boolean, choice, nonnegative_int, number, optional, positive_int, within_bound
 from twostage_gym.core.clicks import CLICK_MODELS, ClickModel
 from twostage_gym.core.streams import UserStream, round_generator
 from twostage_gym.core.topics import TopicIndex, dyna_topic_rec, power_law_sizes, sort_topics, top_topic_groups
+from twostage_gym.core.vector import check_vector_memory
 from twostage_gym.datasets.movielens import check_data_dir, movielens_score_model
 
 __all__ = [
@@ -74,10 +75,6 @@ _BLOCK = 2**16  # elements of a (users x items) block of scores while a world is
 _PAIR_CHUNK = 2**16  # pairs scored at a time where many are
 
 
-def _optional(check, name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
-    return None if value is None else check(name, value, *args, **kwargs)
-
-
 class TopicItemConfig:
     """Validated constructor arguments shared by the single and the vector env, and the fixed spaces.
 
@@ -112,26 +109,26 @@ class TopicItemConfig:
     ) -> None:
         # Types and ranges first, each by name, so that a wrong value is named before any relation.
         self.n_users = positive_int("n_users", n_users)
-        n_items = _optional(positive_int, "n_items", n_items)
-        n_topics = _optional(positive_int, "n_topics", n_topics)
+        n_items = optional(positive_int, "n_items", n_items)
+        n_topics = optional(positive_int, "n_topics", n_topics)
         self.n_slots = positive_int("n_slots", n_slots)
-        self.budget_per_slot = _optional(positive_int, "budget_per_slot", budget_per_slot)
-        min_group_size = _optional(positive_int, "min_group_size", min_group_size)
+        self.budget_per_slot = optional(positive_int, "budget_per_slot", budget_per_slot)
+        min_group_size = optional(positive_int, "min_group_size", min_group_size)
         self.hierarchy = boolean("hierarchy", hierarchy)
         self.dynamic_topics = boolean("dynamic_topics", dynamic_topics)
         self.click_model = choice("click_model", click_model, CLICK_MODELS)
         self.positive_rate = number("positive_rate", positive_rate, 0.0, 1.0, low_open=True, high_open=True)
-        flip_prob = _optional(number, "flip_prob", flip_prob, 0.0, 0.5)
-        topic_affinity = _optional(number, "topic_affinity", topic_affinity, 0.0, 1.0)
-        size_popularity = _optional(number, "size_popularity", size_popularity, 0.0, 10.0)
-        topic_size_exponent = _optional(number, "topic_size_exponent", topic_size_exponent, 0.0, 20.0)
+        flip_prob = optional(number, "flip_prob", flip_prob, 0.0, 0.5)
+        topic_affinity = optional(number, "topic_affinity", topic_affinity, 0.0, 1.0)
+        size_popularity = optional(number, "size_popularity", size_popularity, 0.0, 10.0)
+        topic_size_exponent = optional(number, "topic_size_exponent", topic_size_exponent, 0.0, 20.0)
         self.latent_dim = positive_int("latent_dim", latent_dim)
         self.item_dim = positive_int("item_dim", item_dim)
         self.user_dim = positive_int("user_dim", user_dim)
         self.feature_noise = number("feature_noise", feature_noise, 0.0, 100.0)
         features_in_obs = boolean("features_in_obs", features_in_obs, allow_none=True)
         self.dataset = choice("dataset", dataset, DATASETS)
-        self.world_seed = _optional(nonnegative_int, "world_seed", world_seed)
+        self.world_seed = optional(nonnegative_int, "world_seed", world_seed)
         if self.click_model == "bernoulli" and flip_prob is not None:
             raise ValueError("flip_prob applies to click_model='threshold' only (Bernoulli clicks are not flipped)")
         self.flip_prob = (FLIP_PROB if flip_prob is None else flip_prob) if self.click_model == "threshold" else 0.0
@@ -269,12 +266,7 @@ class TopicItemConfig:
             "user_dim": self.user_dim,
             "budget_per_slot": self.budget_per_slot,
         }
-        if num_envs > 1:
-            sizes["num_envs"] = num_envs
-        advice = "reduce these sizes"
-        if num_envs > 1 and self.world_seed is None:
-            advice += ", or pass world_seed so that the sub-envs share one world"
-        return check_memory(sizes, self.memory_parts(num_envs), advice)
+        return check_vector_memory(sizes, self.memory_parts(num_envs), num_envs, self.world_seed)
 
     # -- spaces ---------------------------------------------------------------------------------
     def action_space(self) -> spaces.Box:
@@ -625,14 +617,7 @@ def check_scores(action: Any, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError(f"scores must have shape {shape} (one score per row of the observation), got {a.shape}")
     if a.dtype != np.float32:
         raise ValueError(f"scores must have dtype float32 (the action space's dtype), got dtype {a.dtype}")
-    if a.size and not (a.min() >= -SCORE_BOUND and a.max() <= SCORE_BOUND):  # False for NaN too
-        bad = ~(np.abs(a) <= SCORE_BOUND)
-        where = np.unravel_index(int(np.argmax(bad)), shape)
-        value, index = a[where], tuple(int(i) for i in where)
-        if not np.isfinite(value):
-            raise ValueError(f"scores must be finite, got {value} at index {index}")
-        bounds = f"[-{SCORE_BOUND:g}, {SCORE_BOUND:g}]"
-        raise ValueError(f"score {value} at index {index} is outside the action space {bounds}")
+    within_bound("scores", a, SCORE_BOUND, "score")
     return a
 
 

@@ -11,8 +11,9 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from twostage_gym.core.checks import choice, optional_positive_int, positive_int
+from twostage_gym.core.checks import choice
 from twostage_gym.core.tree import ItemTree
+from twostage_gym.core.vector import advance_steps, scatter_info, seed_list, vector_arguments
 from twostage_gym.envs.tree_retrieval_world import (
     INFO_KEYS,
     SCORE_BOUND,
@@ -349,10 +350,9 @@ class TreeRetrievalVectorEnv(_WorldAPI, VectorEnv):
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = 5000, **kwargs: Any) -> None:
-        self.num_envs = positive_int("num_envs", num_envs)
-        self.max_episode_steps = optional_positive_int("max_episode_steps", max_episode_steps)
-        if kwargs.pop("render_mode", None) is not None:
-            raise ValueError("TreeRetrievalVectorEnv does not render; use gym.make for render_mode")
+        self.num_envs, self.max_episode_steps = vector_arguments(
+            "TreeRetrievalVectorEnv", num_envs, max_episode_steps, kwargs
+        )
         unknown = set(kwargs) - set(_CONFIG_ARGS)
         if unknown:
             raise TypeError(f"unexpected keyword arguments {sorted(unknown)}")
@@ -380,12 +380,7 @@ class TreeRetrievalVectorEnv(_WorldAPI, VectorEnv):
         return worlds[0]
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
-        if seed is None or isinstance(seed, (int, np.integer)):
-            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"seed must be an int or {self.num_envs} seeds, got {len(seeds)}")
+        seeds = seed_list(seed, self.num_envs)
         cache = {w.key: w for w in self._descents.worlds if w is not None}
         for e, s in enumerate(seeds):
             if s is not None or not self._seeded[e]:
@@ -462,27 +457,13 @@ class TreeRetrievalVectorEnv(_WorldAPI, VectorEnv):
         if active.size:
             reward, rows_info = self._descents.play(active, scores[active])
             rewards[active] = reward
-            mask = ~self._prev_done
-            for key in INFO_KEYS:
-                value = rows_info[key]
-                if active.size == self.num_envs:
-                    full = value
-                else:
-                    full = np.zeros((self.num_envs, *value.shape[1:]), dtype=value.dtype)
-                    full[active] = value
-                info[key], info[f"_{key}"] = full, mask.copy()
+            info = scatter_info({key: rows_info[key] for key in INFO_KEYS}, active, self.num_envs)
         # Sub-envs whose episode ended last step autoreset now (an unseeded reset: same world,
         # the query stream continues with the next query).
         done = np.flatnonzero(self._prev_done)
         if done.size:
             self._descents.start_queries(done)
-        self._steps[active] += 1
-        self._steps[done] = 0
-        if self.max_episode_steps is None:
-            truncated = np.zeros(self.num_envs, dtype=bool)
-        else:
-            truncated = self._steps >= self.max_episode_steps
-        terminated = np.zeros(self.num_envs, dtype=bool)
+        terminated, truncated = advance_steps(self._steps, self._prev_done, self.max_episode_steps)
         self._prev_done = truncated.copy()
         return self._descents.observations(self._all), rewards, terminated, truncated, info
 

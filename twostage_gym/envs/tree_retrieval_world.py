@@ -19,8 +19,18 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from twostage_gym.core.checks import check_memory, choice, integer, nonnegative_int, number, positive_int
+from twostage_gym.core.checks import (
+    check_memory,
+    choice,
+    integer,
+    nonnegative_int,
+    number,
+    optional,
+    positive_int,
+    within_bound,
+)
 from twostage_gym.core.tree import TREE_METHODS, ItemTree, beam_search, build_tree, item_representations
+from twostage_gym.core.vector import check_vector_memory
 from twostage_gym.datasets.movielens import check_data_dir, fit_low_rank, load_movielens
 from twostage_gym.datasets.sequences import (
     MIN_INTERACTIONS,
@@ -102,10 +112,6 @@ _FLOATS = ("recall@K", "expected_reward", "optimal_expected_reward", "regret", "
 _BOOLS = ("query_complete", "retrieval_hit", "ranker_hit")
 
 
-def _optional(check: Callable[..., Any], name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
-    return None if value is None else check(name, value, *args, **kwargs)
-
-
 class TreeRetrievalConfig:
     """Validated constructor arguments shared by the single and the vector env, and the fixed spaces.
 
@@ -127,7 +133,7 @@ class TreeRetrievalConfig:
         data_dir: str | None = None,
         world_seed: int | None = None,
     ) -> None:
-        n_items = _optional(integer, "n_items", n_items, low=2)
+        n_items = optional(integer, "n_items", n_items, low=2)
         self.dim = positive_int("dim", dim)
         self.branches = integer("branches", branches, low=2)
         self.beam = positive_int("beam", beam)
@@ -139,10 +145,10 @@ class TreeRetrievalConfig:
         self.ranker_noise = number("ranker_noise", ranker_noise, 0.0, SCORE_BOUND)
         if callable(ranker) and self.ranker_noise != 0.0:
             raise ValueError("ranker_noise applies to ranker='oracle' only (a callable ranker is used as given)")
-        tau = _optional(number, "tau", tau, 0.0, 1e6)
+        tau = optional(number, "tau", tau, 0.0, 1e6)
         if tau is not None and 0.0 < tau < 1e-6:
             raise ValueError(f"tau must be 0 (the argmax) or in [1e-6, 1e6], got {tau!r}")
-        self.world_seed = _optional(nonnegative_int, "world_seed", world_seed)
+        self.world_seed = optional(nonnegative_int, "world_seed", world_seed)
         self.data = None
         if data_dir is not None:
             path = check_data_dir(data_dir)
@@ -218,12 +224,7 @@ class TreeRetrievalConfig:
             ValueError: naming the size arguments and giving the estimate.
         """
         sizes: dict[str, Any] = {"n_items": self.n_items, "dim": self.dim, "branches": self.branches, "beam": self.beam}
-        if num_envs > 1:
-            sizes["num_envs"] = num_envs
-        advice = "reduce these sizes"
-        if num_envs > 1 and self.world_seed is None:
-            advice += ", or pass world_seed so that the sub-envs share one world"
-        return check_memory(sizes, self.memory_parts(num_envs), advice)
+        return check_vector_memory(sizes, self.memory_parts(num_envs), num_envs, self.world_seed)
 
     # -- spaces ---------------------------------------------------------------------------------
     def action_space(self) -> spaces.Box:
@@ -500,16 +501,7 @@ def check_scores(action: Any, shape: tuple[int, ...], what: str = "scores") -> n
         raise ValueError(f"{what} must have shape {shape}, got {a.shape}")
     if a.dtype != np.float32:
         raise ValueError(f"{what} must have dtype float32 (the action space's dtype), got dtype {a.dtype}")
-    if a.size and not (a.min() >= -SCORE_BOUND and a.max() <= SCORE_BOUND):  # False for NaN too
-        bad = ~(np.abs(a) <= SCORE_BOUND)
-        index = np.unravel_index(int(np.argmax(bad)), a.shape)
-        value = a[index]
-        where = tuple(int(i) for i in index)
-        if not np.isfinite(value):
-            raise ValueError(f"{what} must be finite, got {value} at index {where}")
-        raise ValueError(
-            f"score {value} at index {where} is outside the action space [-{SCORE_BOUND:g}, {SCORE_BOUND:g}]"
-        )
+    within_bound(what, a, SCORE_BOUND, "score")
     return a
 
 
