@@ -26,11 +26,21 @@ What an action and its propensity are, per family:
   the reward depend only on the set), by :func:`pl_set_log_prob`; ``pscore_ordered`` is that of
   the sampled order. ``context`` is the user's features, ``action_context`` the item features.
   The learner is batched: ``rounds`` must be a multiple of its ``batch_size``.
+* Recommender selection (Xu et al. 2021): the action is the arm (recommender) served for the
+  request (``n_actions`` = k) and ``pscore`` its probability from the learner's
+  :meth:`~agents.common.base.Agent.action_probabilities` (``random``: 1/k; ``epsilon-greedy``:
+  epsilon/k plus 1 - epsilon shared by the arms tied for the best mean; ``linucb`` and the
+  stage-wise learners' greedy rounds: one-hot on the argmax, shared among ties; the stage-wise
+  exploration rounds: the D-optimal design's, or uniform, probabilities). Thompson-sampling
+  learners (``mab-ts``, ``lin-ts``, ``d-optimal-ts`` at its exploitation rounds) have no closed
+  form and are refused. ``context`` is the request's k x d observation flattened,
+  ``action_context`` the identity, ``pi_b`` ``(n_rounds, k, 1)``, and ``expected_reward`` the
+  oracle's ``positive`` flags of the k proposals (the reward of serving each arm).
 
 ``position`` is 0 throughout (one decision per round). Extra keys: ``meta`` (what was run),
-``candidates`` and the oracle ``round_expected_reward`` (the logged action's expected reward,
-``info["expected_reward"]``), and for the early-stage ranker ``ranking``, ``position_reward``
-and ``user``.
+``candidates`` (not for selection) and the oracle ``round_expected_reward`` (the logged
+action's expected reward, ``info["expected_reward"]``), for the early-stage ranker ``ranking``,
+``position_reward`` and ``user``, and for selection ``user`` and ``proposals`` (each arm's item).
 """
 
 from __future__ import annotations
@@ -76,7 +86,7 @@ OBP_KEYS = ("n_rounds", "n_actions", "context", "action_context", "action", "pos
 MAX_SET_CANDIDATES = 12
 """The largest K for which the candidate set's probability is computed: the sum runs over 2^K subsets."""
 
-_FAMILIES = ("nominators", "early-stage-ranker")
+_FAMILIES = ("nominators", "early-stage-ranker", "selection")
 
 
 # -- the Plackett-Luce probability of a candidate set --------------------------------------
@@ -200,6 +210,56 @@ def _log_nominators(env: gym.Env, agent: agents.Agent, rounds: int, seed: int) -
     }
 
 
+def _log_selection(env: gym.Env, agent: agents.Agent, rounds: int, seed: int) -> dict[str, Any]:
+    """One env step per request; the served arm's propensity from ``agent.action_probabilities``."""
+    k = int(env.action_space.n)
+    obs, _ = env.reset(seed=seed)
+    agent.reset(seed)
+    context = np.empty((rounds, obs.size), dtype=np.float32)
+    action = np.empty(rounds, dtype=np.int64)
+    reward = np.empty(rounds)
+    pi_b = np.empty((rounds, k))
+    expected = np.empty((rounds, k))
+    round_expected = np.empty(rounds)
+    user = np.empty(rounds, dtype=np.int64)
+    proposals = np.empty((rounds, k), dtype=np.int64)
+    for t in range(rounds):
+        probs = agent.action_probabilities(obs)
+        if probs is None:
+            raise BenchError(
+                f"agent {agent.name!r} does not give the probabilities of its actions (Thompson sampling: the "
+                "chance that a posterior draw ranks an arm first has no closed form); log with one that does, "
+                "e.g. 'random', 'epsilon-greedy', 'linucb', 'd-optimal' or 'uniform-explore'"
+            )
+        probs = np.asarray(probs, dtype=np.float64)
+        context[t] = obs.ravel()
+        act = agent.act(obs)
+        next_obs, r, terminated, truncated, info = env.step(act)
+        agent.update(obs, act, r, public_info(info))
+        arm = int(info["arm"])
+        if not probs[arm] > 0.0:
+            raise RuntimeError(f"{agent.name!r} served arm {arm}, to which its action_probabilities gave 0")
+        action[t], reward[t], pi_b[t] = arm, r, probs
+        expected[t] = np.asarray(info["positive"], dtype=np.float64)
+        round_expected[t], user[t], proposals[t] = info["expected_reward"], info["user"], info["proposals"]
+        if terminated or truncated:
+            next_obs, _ = env.reset()
+        obs = next_obs
+    return {
+        "n_actions": k,
+        "context": context,
+        "action_context": np.eye(k, dtype=np.float32),
+        "action": action,
+        "reward": reward,
+        "pscore": pi_b[np.arange(rounds), action],
+        "pi_b": pi_b[:, :, None],
+        "expected_reward": expected,
+        "round_expected_reward": round_expected,
+        "user": user,
+        "proposals": proposals,
+    }
+
+
 def _log_early_stage(env: gym.Env, agent: BatchedAgent, rounds: int, seed: int) -> dict[str, Any]:
     """Batches of users on the native vector env, as ``agents.evaluate`` runs a batched learner."""
     B = agent.batch_size
@@ -303,7 +363,7 @@ def log_feedback(
     family = agents.family_of(env_id)
     if family not in _FAMILIES:
         raise BenchError(
-            f"log supports the {' and '.join(_FAMILIES)} families; {env_id} is of the family {family} "
+            f"log supports the {', '.join(_FAMILIES)} families; {env_id} is of the family {family} "
             "(its two-phase rounds have no single logged action yet)"
         )
     # The bench's check of a configuration: builds and resets the pair, refusing bad kwargs up front.
@@ -313,6 +373,8 @@ def log_feedback(
     try:
         if family == "nominators":
             feedback = _log_nominators(env, learner, rounds, seed)
+        elif family == "selection":
+            feedback = _log_selection(env, learner, rounds, seed)
         else:
             feedback = _log_early_stage(env, learner, rounds, seed)
     finally:
@@ -390,7 +452,7 @@ def ips_estimate(feedback: dict[str, Any], target_probs: np.ndarray, z: float = 
     error of that mean (``z`` = 1.96: a 95% interval).
 
     Args:
-        feedback: a log with scalar actions (the Nominators family).
+        feedback: a log with scalar actions (the Nominators and selection families).
         target_probs: ``(n_rounds,)`` pi_e(a_t | x_t) of the logged actions.
     """
     weights = np.asarray(target_probs, dtype=np.float64) / feedback["pscore"]

@@ -30,6 +30,7 @@ __all__ = [
     "MABThompsonAgent",
     "RandomSelectionAgent",
     "SelectionAgent",
+    "argmax_probabilities",
     "argmax_random_ties",
     "check_action",
     "sample_scores",
@@ -47,6 +48,12 @@ def argmax_random_ties(scores: np.ndarray, rng: np.random.Generator) -> int:
     """The index of the largest score; ties broken uniformly at random (an untried arm is not always arm 0)."""
     best = np.flatnonzero(scores >= scores.max())
     return int(best[0] if best.size == 1 else rng.choice(best))
+
+
+def argmax_probabilities(scores: np.ndarray) -> np.ndarray:
+    """The distribution of :func:`argmax_random_ties`: uniform over the arms with the largest score."""
+    best = scores >= scores.max()
+    return best / np.count_nonzero(best)
 
 
 def sample_scores(
@@ -83,6 +90,10 @@ class RandomSelectionAgent(SelectionAgent):
 
     def act(self, observation: Any) -> int:
         return int(self.rng.integers(self.k))
+
+    def action_probabilities(self, observation: Any) -> np.ndarray:
+        """Uniform over the k recommenders."""
+        return np.full(self.k, 1.0 / self.k)
 
     def update(self, observation: Any, action: Any, reward: float, info: Mapping[str, Any]) -> None:
         check_action(action, self.k)
@@ -121,6 +132,11 @@ class EpsilonGreedyAgent(_CountingAgent):
         means = np.divide(self.successes, self.plays, out=np.full(self.k, np.inf), where=self.plays > 0)
         return argmax_random_ties(means, self.rng)
 
+    def action_probabilities(self, observation: Any) -> np.ndarray:
+        """epsilon / k on every arm, plus 1 - epsilon shared by the arms tied for the best mean."""
+        means = np.divide(self.successes, self.plays, out=np.full(self.k, np.inf), where=self.plays > 0)
+        return self.epsilon / self.k + (1.0 - self.epsilon) * argmax_probabilities(means)
+
 
 class MABThompsonAgent(_CountingAgent):
     """``mab-ts``: Beta-Bernoulli Thompson sampling per recommender, no context.
@@ -139,6 +155,10 @@ class MABThompsonAgent(_CountingAgent):
         a = self.prior_alpha + self.successes
         b = self.prior_beta + self.plays - self.successes
         return argmax_random_ties(self.rng.beta(a, b), self.rng)
+
+    def action_probabilities(self, observation: Any) -> None:
+        """None: the probability that a Beta draw is the largest has no closed form."""
+        return None
 
 
 class _LinearAgent(SelectionAgent):
@@ -180,6 +200,11 @@ class LinUCBAgent(_LinearAgent):
         Phi = self.features(observation)[None]
         return argmax_random_ties(self.model.ucb(Phi, self.alpha)[0], self.rng)
 
+    def action_probabilities(self, observation: Any) -> np.ndarray:
+        """One-hot on the largest UCB (uniform over the arms tied for it, as :meth:`act` breaks ties)."""
+        Phi = self.features(observation)[None]
+        return argmax_probabilities(self.model.ucb(Phi, self.alpha)[0])
+
 
 class LinTSAgent(_LinearAgent):
     """``lin-ts``: linear Thompson sampling, theta~ ~ N(theta^, v^2 Sigma) each round (Agrawal and Goyal, 2013).
@@ -202,3 +227,7 @@ class LinTSAgent(_LinearAgent):
         Phi = self.features(observation)
         scores = sample_scores(self.model.theta[0], Phi, self.model.cov[0], self.v, self.rng)
         return argmax_random_ties(scores, self.rng)
+
+    def action_probabilities(self, observation: Any) -> None:
+        """None: the probability that an arm's Thompson score is the largest has no closed form."""
+        return None

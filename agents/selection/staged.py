@@ -37,7 +37,13 @@ import gymnasium as gym
 import numpy as np
 
 from agents.common.linalg import RidgeRegression, sherman_morrison_update
-from agents.selection.bandits import SelectionAgent, argmax_random_ties, check_action, sample_scores
+from agents.selection.bandits import (
+    SelectionAgent,
+    argmax_probabilities,
+    argmax_random_ties,
+    check_action,
+    sample_scores,
+)
 from agents.selection.design import DEFAULT_EPS, d_optimal_design
 from agents.selection.features import FeatureMap
 from twostage_gym.core.checks import boolean, choice, integer, number
@@ -146,6 +152,22 @@ class StagewiseAgent(SelectionAgent):
         if self.exploit == "thompson":
             return argmax_random_ties(sample_scores(self.theta, Phi, self.cov, self.v, self.rng), self.rng)
         return argmax_random_ties(Phi @ self.theta, self.rng)
+
+    def action_probabilities(self, observation: Any) -> np.ndarray | None:
+        """The distribution :meth:`act` draws from this round, or None at a Thompson round.
+
+        Exploration: the design's (or uniform) probabilities over the request's arms; greedy
+        exploitation: one-hot on the best refitted score (uniform over tied arms, as :meth:`act`
+        breaks ties). A Thompson exploitation round (``d-optimal-ts``) has no closed form.
+        """
+        Phi = self.features(observation)
+        if self.exploring:
+            if self.design == "uniform":
+                return np.full(self.k, 1.0 / self.k)
+            return design_probabilities(Phi, self.design_inv[0], self.eps)
+        if self.exploit == "thompson":
+            return None
+        return argmax_probabilities(Phi @ self.theta)
 
     def update(self, observation: Any, action: Any, reward: float, info: Mapping[str, Any]) -> None:
         a = check_action(action, self.k)
