@@ -88,6 +88,13 @@ MAX_SET_CANDIDATES = 12
 
 _FAMILIES = ("nominators", "early-stage-ranker", "selection")
 
+_NOT_LOGGED = {
+    "topic-item": "a round has two phases (topics, then items), so there is no single logged action yet",
+    "tree": "the action is the retriever's node scores and the served item comes from a deterministic beam search "
+    "and ranker, so there is no stochastic logging policy to give propensities for",
+}
+"""Why the other families are not logged, for the one-line refusal."""
+
 
 # -- the Plackett-Luce probability of a candidate set --------------------------------------
 def pl_set_log_prob(
@@ -364,7 +371,7 @@ def log_feedback(
     if family not in _FAMILIES:
         raise BenchError(
             f"log supports the {', '.join(_FAMILIES)} families; {env_id} is of the family {family} "
-            "(its two-phase rounds have no single logged action yet)"
+            f"({_NOT_LOGGED.get(family, 'not supported yet')})"
         )
     # The bench's check of a configuration: builds and resets the pair, refusing bad kwargs up front.
     validate_configs([RunConfig(env_id, agent, rounds, env_kwargs, agent_kwargs)])

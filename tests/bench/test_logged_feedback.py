@@ -170,7 +170,8 @@ def test_cli_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ("args", "message"),
     [
         (["--env", NOMINATORS, "--agent", "pg+pg"], "does not give the probabilities"),
-        (["--env", "TwoStage/TopicItem-v0", "--agent", "random"], "log supports the"),
+        (["--env", "TwoStage/TopicItem-v0", "--agent", "random"], "a round has two phases"),
+        (["--env", "TwoStage/TreeRetrieval-v0", "--agent", "tree-linear"], "no stochastic logging policy"),
         (["--env", NOMINATORS, "--agent", "nope"], "unknown agent"),
         (["--env", ESR, "--agent", "ca-pg", "--agent-kwargs", '{"batch_size": 4}'], "multiple of 4"),
         (["--env", NOMINATORS, "--agent", "random", "--env-kwargs", '{"n_items": 0}'], "n_items"),

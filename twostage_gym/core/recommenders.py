@@ -29,6 +29,7 @@ every score carries ``TIE_BREAK`` times the item's popularity share, far below a
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,7 +75,7 @@ def check_matrix(matrix: Any, name: str = "matrix") -> np.ndarray:
     return m
 
 
-class Recommender:
+class Recommender(ABC):
     """Base class: ``fit`` stores the score table, ``scores`` reads rows of it."""
 
     name = ""
@@ -103,8 +104,9 @@ class Recommender:
         self._table = table
         return self
 
+    @abstractmethod
     def _raw_scores(self, matrix: np.ndarray, share: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Every user's score of every item, ``(users, items)``, before the popularity tie-break."""
 
     @property
     def n_users(self) -> int:

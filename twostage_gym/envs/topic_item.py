@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -217,13 +218,14 @@ def _check_phase(claimed: Any, actual: np.ndarray, envs: np.ndarray | None = Non
         )
 
 
-class _WorldAPI:
+class _WorldAPI(ABC):
     """The public catalog, the observation layout and the oracle, shared by the single and the vector env."""
 
     config: TopicItemConfig
 
+    @abstractmethod
     def _shared_world(self) -> TopicItemWorld:
-        raise NotImplementedError
+        """The world this env (or every sub-env of the vector env) plays."""
 
     @property
     def world(self) -> TopicItemWorld:

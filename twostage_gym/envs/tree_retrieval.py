@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,13 +29,14 @@ __all__ = ["INFO_KEYS", "TreeRetrievalEnv", "TreeRetrievalVectorEnv"]
 _BOOL_KEYS = ("query_complete", "retrieval_hit", "ranker_hit")
 
 
-class _WorldAPI:
+class _WorldAPI(ABC):
     """The public world (items, tree, node features, training data), shared by the single and the vector env."""
 
     config: TreeRetrievalConfig
 
+    @abstractmethod
     def _shared_world(self) -> TreeRetrievalWorld:
-        raise NotImplementedError
+        """The world this env (or every sub-env of the vector env) plays."""
 
     @property
     def world(self) -> TreeRetrievalWorld:
